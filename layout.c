@@ -1,0 +1,852 @@
+/*
+ * layout.c: the JSON layout, its regions and their offsets, the shared
+ * memory window and the header at its start.
+ */
+
+#include <sys/types.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+#include <ctype.h>
+#include <endian.h>
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define JSMN_STATIC
+#define JSMN_STRICT
+#include <jsmn.h>
+
+#include "ivserver.h"
+
+#define LAYOUT_FILE_MAX		(256 * 1024)
+#define SIZE_MAX_WINDOW		(1ULL << 40)	/* 1 TiB */
+#define ALIGN_MAX		(1ULL << 30)
+#define HUGETLBFS_MAGIC		0x958458f6
+
+struct jctx {
+	const char	*file;
+	const char	*js;
+	size_t		 len;
+	jsmntok_t	*tok;
+	int		 ntok;
+	int		 errors;
+};
+
+static void	jerr(struct jctx *, int, const char *, const char *, ...)
+		    __attribute__((__format__(__printf__, 4, 5)));
+static int	json_check(struct jctx *, int);
+static int	json_skip(struct jctx *, int);
+static int	json_eq(struct jctx *, int, const char *);
+static int	get_size(struct jctx *, int, const char *, uint64_t *);
+static int	parse_region(struct jctx *, int, struct layout *,
+		    unsigned int);
+static int	parse_regions(struct jctx *, int, struct layout *);
+static int	layout_place(struct layout *);
+static int	shm_posix(struct layout *);
+static int	shm_hugetlb(struct layout *);
+static int	shm_write_header(struct layout *);
+
+static int	lockfd = -1;	/* a named shm's lock, never passed on */
+
+/*
+ * Report an error at token t (or at the start of the file when t < 0)
+ * as file:line:column: field: message, and count it.
+ */
+static void
+jerr(struct jctx *c, int t, const char *field, const char *fmt, ...)
+{
+	va_list	 ap;
+	size_t	 i, off;
+	int	 line = 1, col = 1;
+
+	off = t < 0 ? 0 : (size_t)c->tok[t].start;
+	if (t >= 0 && c->tok[t].type == JSMN_STRING && off > 0)
+		off--;		/* point at the opening quote */
+	for (i = 0; i < off && i < c->len; i++) {
+		if (c->js[i] == '\n') {
+			line++;
+			col = 1;
+		} else
+			col++;
+	}
+	fprintf(stderr, "%s:%d:%d: %s: ", c->file, line, col, field);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	c->errors++;
+}
+
+/* Where a token's text begins and ends, quotes included. */
+static size_t
+span_start(const jsmntok_t *t)
+{
+	return t->type == JSMN_STRING ? (size_t)t->start - 1 : (size_t)t->start;
+}
+
+static size_t
+span_end(const jsmntok_t *t)
+{
+	return t->type == JSMN_STRING ? (size_t)t->end + 1 : (size_t)t->end;
+}
+
+/*
+ * True if the text between a and b is white space around exactly the
+ * separator sep (or only white space when sep is 0).
+ */
+static int
+gap_ok(const char *js, size_t a, size_t b, char sep)
+{
+	int	 seen = 0;
+
+	for (; a < b; a++) {
+		if (js[a] == sep && !seen)
+			seen = 1;
+		else if (!isspace((unsigned char)js[a]))
+			return 0;
+	}
+	return sep == 0 || seen;
+}
+
+static int
+valid_number(const char *s, size_t n)
+{
+	size_t	 i = 0;
+
+	if (i < n && s[i] == '-')
+		i++;
+	if (i < n && s[i] == '0')
+		i++;
+	else if (i < n && isdigit((unsigned char)s[i]))
+		while (i < n && isdigit((unsigned char)s[i]))
+			i++;
+	else
+		return 0;
+	if (i < n && s[i] == '.') {
+		if (++i >= n || !isdigit((unsigned char)s[i]))
+			return 0;
+		while (i < n && isdigit((unsigned char)s[i]))
+			i++;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (i >= n || !isdigit((unsigned char)s[i]))
+			return 0;
+		while (i < n && isdigit((unsigned char)s[i]))
+			i++;
+	}
+	return i == n;
+}
+
+/*
+ * jsmn, even in strict mode, accepts missing or extra commas and any
+ * primitive that starts like a literal.  Check the grammar it skips:
+ * separators between tokens and the spelling of every primitive.
+ * Returns the index after the subtree at t, or -1.
+ */
+static int
+json_check(struct jctx *c, int t)
+{
+	jsmntok_t	*p = &c->tok[t];
+	const char	*s = c->js + p->start;
+	size_t		 n = p->end - p->start, prev;
+	int		 i, k, key;
+
+	if (p->type == JSMN_PRIMITIVE) {
+		if ((n == 4 && memcmp(s, "true", 4) == 0) ||
+		    (n == 5 && memcmp(s, "false", 5) == 0) ||
+		    (n == 4 && memcmp(s, "null", 4) == 0) ||
+		    valid_number(s, n))
+			return t + 1;
+		jerr(c, t, "syntax", "invalid literal \"%.*s\"", (int)n, s);
+		return -1;
+	}
+	if (p->type == JSMN_STRING)
+		return t + 1;
+	prev = p->start + 1;
+	i = t + 1;
+	for (k = 0; k < p->size; k++) {
+		key = p->type == JSMN_OBJECT;
+		if (key && c->tok[i].type != JSMN_STRING) {
+			jerr(c, i, "syntax", "object key is not a string");
+			return -1;
+		}
+		if (!gap_ok(c->js, prev, span_start(&c->tok[i]),
+		    k == 0 ? 0 : ',')) {
+			jerr(c, i, "syntax", "expected one ',' before this");
+			return -1;
+		}
+		if (key) {
+			prev = span_end(&c->tok[i]);
+			i++;
+			if (!gap_ok(c->js, prev, span_start(&c->tok[i]), ':')) {
+				jerr(c, i, "syntax", "expected ':' before this");
+				return -1;
+			}
+		}
+		prev = span_end(&c->tok[i]);
+		if ((i = json_check(c, i)) == -1)
+			return -1;
+	}
+	if (!gap_ok(c->js, prev, p->end - 1, 0)) {
+		jerr(c, t, "syntax", "stray ',' at the end of this %s",
+		    p->type == JSMN_OBJECT ? "object" : "array");
+		return -1;
+	}
+	return i;
+}
+
+/* Index of the token after the subtree at t (a key holds its value). */
+static int
+json_skip(struct jctx *c, int t)
+{
+	int	 k, n = c->tok[t].size;
+
+	for (t++, k = 0; k < n; k++)
+		t = json_skip(c, t);
+	return t;
+}
+
+static int
+json_eq(struct jctx *c, int t, const char *s)
+{
+	size_t	 n = c->tok[t].end - c->tok[t].start;
+
+	return c->tok[t].type == JSMN_STRING && strlen(s) == n &&
+	    memcmp(c->js + c->tok[t].start, s, n) == 0;
+}
+
+/*
+ * A size: a decimal number with an optional K, M, G or T suffix
+ * (powers of 1024).  Returns 0 and sets *errstr on error.
+ */
+uint64_t
+parse_size(const char *s, const char **errstr)
+{
+	char		 num[24];
+	size_t		 n = strspn(s, "0123456789");
+	long long	 v;
+	unsigned int	 shift = 0;
+
+	*errstr = NULL;
+	if (n == 0 || n >= sizeof(num)) {
+		*errstr = "not a size";
+		return 0;
+	}
+	memcpy(num, s, n);
+	num[n] = '\0';
+	switch (s[n]) {
+	case '\0':
+		break;
+	case 'K': case 'k':
+		shift = 10;
+		break;
+	case 'M': case 'm':
+		shift = 20;
+		break;
+	case 'G': case 'g':
+		shift = 30;
+		break;
+	case 'T': case 't':
+		shift = 40;
+		break;
+	default:
+		*errstr = "has an unknown suffix (use K, M, G or T)";
+		return 0;
+	}
+	if (s[n] != '\0' && s[n + 1] != '\0') {
+		*errstr = "has trailing characters";
+		return 0;
+	}
+	v = strtonum(num, 0, LLONG_MAX, errstr);
+	if (*errstr != NULL)
+		return 0;
+	if ((unsigned long long)v > (UINT64_MAX >> shift)) {
+		*errstr = "too large";
+		return 0;
+	}
+	return (uint64_t)v << shift;
+}
+
+/* A size field: a JSON integer or a string such as "16M". */
+static int
+get_size(struct jctx *c, int t, const char *field, uint64_t *v)
+{
+	char		 buf[32];
+	const char	*errstr;
+	size_t		 n = c->tok[t].end - c->tok[t].start;
+
+	if ((c->tok[t].type != JSMN_PRIMITIVE &&
+	    c->tok[t].type != JSMN_STRING) || n >= sizeof(buf)) {
+		jerr(c, t, field, "must be a number or a string like \"4M\"");
+		return -1;
+	}
+	memcpy(buf, c->js + c->tok[t].start, n);
+	buf[n] = '\0';
+	*v = parse_size(buf, &errstr);
+	if (errstr != NULL) {
+		jerr(c, t, field, "\"%s\" %s", buf, errstr);
+		return -1;
+	}
+	if (*v == 0) {
+		jerr(c, t, field, "must be greater than 0");
+		return -1;
+	}
+	if (*v > SIZE_MAX_WINDOW) {
+		jerr(c, t, field, "%s is larger than the limit of 1T", buf);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+valid_name(const char *s, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && strchr("_-.", s[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+static int
+parse_name(struct jctx *c, int t, const char *field, struct layout *l,
+    unsigned int idx)
+{
+	struct region	*r = &l->regions[idx];
+	const char	*s = c->js + c->tok[t].start;
+	size_t		 n = c->tok[t].end - c->tok[t].start;
+	unsigned int	 i;
+
+	if (c->tok[t].type != JSMN_STRING) {
+		jerr(c, t, field, "must be a string");
+		return -1;
+	}
+	if (n == 0 || n > REGION_NAME_MAX) {
+		jerr(c, t, field, "\"%.*s\" must be 1 to %d bytes long",
+		    (int)n, s, REGION_NAME_MAX);
+		return -1;
+	}
+	if (!valid_name(s, n)) {
+		jerr(c, t, field, "\"%.*s\" may hold only letters, digits, "
+		    "'_', '-' and '.'", (int)n, s);
+		return -1;
+	}
+	memcpy(r->name, s, n);
+	r->name[n] = '\0';
+	for (i = 0; i < idx; i++)
+		if (strcmp(l->regions[i].name, r->name) == 0) {
+			jerr(c, t, field, "\"%s\" is already the name of "
+			    "regions[%u]", r->name, i);
+			return -1;
+		}
+	return 0;
+}
+
+static int
+parse_region(struct jctx *c, int t, struct layout *l, unsigned int idx)
+{
+	struct region	*r = &l->regions[idx];
+	char		 field[64], what[32];
+	int		 k, key, val;
+
+	snprintf(what, sizeof(what), "regions[%u]", idx);
+	if (c->tok[t].type != JSMN_OBJECT) {
+		jerr(c, t, what, "must be an object");
+		return json_skip(c, t);
+	}
+	memset(r, 0, sizeof(*r));
+	r->g2h = r->h2g = -1;
+	r->vector = idx;
+	key = t + 1;
+	for (k = 0; k < c->tok[t].size; k++, key = json_skip(c, val)) {
+		val = key + 1;
+		snprintf(field, sizeof(field), "%s.%.*s", what,
+		    c->tok[key].end - c->tok[key].start,
+		    c->js + c->tok[key].start);
+		if (json_eq(c, key, "name")) {
+			if (r->name[0] != '\0')
+				jerr(c, key, field, "given twice");
+			else if (parse_name(c, val, field, l, idx) == -1)
+				r->name[0] = '?';
+		} else if (json_eq(c, key, "size")) {
+			if (r->size != 0)
+				jerr(c, key, field, "given twice");
+			else if (get_size(c, val, field, &r->size) == -1)
+				r->size = 1;	/* reported; not missing */
+		} else if (json_eq(c, key, "align")) {
+			if (get_size(c, val, field, &r->align) == -1)
+				r->align = 0;
+			else if ((r->align & (r->align - 1)) != 0) {
+				jerr(c, val, field, "must be a power of two");
+				r->align = 0;
+			} else if (r->align > ALIGN_MAX) {
+				jerr(c, val, field, "must be at most 1G");
+				r->align = 0;
+			}
+		} else if (!json_eq(c, key, "comment"))
+			jerr(c, key, field, "unknown field");
+	}
+	if (r->name[0] == '\0')
+		jerr(c, t, what, "missing field \"name\"");
+	if (r->size == 0)
+		jerr(c, t, what, "missing field \"size\"");
+	return key;
+}
+
+static int
+parse_regions(struct jctx *c, int t, struct layout *l)
+{
+	unsigned int	 i, n = c->tok[t].size;
+
+	if (c->tok[t].type != JSMN_ARRAY) {
+		jerr(c, t, "regions", "must be an array");
+		return json_skip(c, t);
+	}
+	if (n == 0 || n > IVSHM_REGIONS_MAX) {
+		jerr(c, t, "regions", "must hold 1 to %d regions, not %u",
+		    IVSHM_REGIONS_MAX, n);
+		return json_skip(c, t);
+	}
+	if ((l->regions = calloc(n, sizeof(*l->regions))) == NULL)
+		err(1, NULL);
+	l->nregions = n;
+	t++;
+	for (i = 0; i < n; i++)
+		t = parse_region(c, t, l, i);
+	return t;
+}
+
+/*
+ * Parse and check a layout held in memory; name is used in messages.
+ * Every error is reported; returns -1 if there was any.
+ */
+int
+layout_parse(struct layout *l, const char *name, const char *js, size_t len)
+{
+	struct jctx	 c;
+	jsmn_parser	 p;
+	int		 r, k, key, val, seen = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.file = name;
+	c.js = js;
+	c.len = len;
+	l->file = name;
+	jsmn_init(&p);
+	if ((r = jsmn_parse(&p, js, len, NULL, 0)) < 0) {
+		c.tok = NULL;
+		fprintf(stderr, "%s: syntax: %s\n", name,
+		    r == JSMN_ERROR_PART ? "unexpected end of file" :
+		    "invalid JSON");
+		return -1;
+	}
+	if (r == 0) {
+		fprintf(stderr, "%s: syntax: empty file\n", name);
+		return -1;
+	}
+	if ((c.tok = calloc(r, sizeof(*c.tok))) == NULL)
+		err(1, NULL);
+	c.ntok = r;
+	jsmn_init(&p);
+	(void)jsmn_parse(&p, js, len, c.tok, r);
+	if (c.tok[0].type != JSMN_OBJECT)
+		jerr(&c, 0, "syntax", "the layout must be a JSON object");
+	else if (!gap_ok(js, c.tok[0].end, len, 0))
+		jerr(&c, -1, "syntax", "text after the end of the object");
+	else if (json_check(&c, 0) != -1) {
+		key = 1;
+		for (k = 0; k < c.tok[0].size; k++, key = json_skip(&c, val)) {
+			val = key + 1;
+			if (json_eq(&c, key, "regions")) {
+				if (seen++)
+					jerr(&c, key, "regions", "given twice");
+				else
+					parse_regions(&c, val, l);
+			} else if (json_eq(&c, key, "size")) {
+				if (get_size(&c, val, "size", &l->minsize) ==
+				    0 && (l->minsize & (l->minsize - 1)) != 0)
+					jerr(&c, val, "size",
+					    "must be a power of two");
+			} else if (!json_eq(&c, key, "comment"))
+				jerr(&c, key, "syntax", "unknown field "
+				    "\"%.*s\"", c.tok[key].end -
+				    c.tok[key].start, js + c.tok[key].start);
+		}
+		if (!seen)
+			jerr(&c, 0, "regions", "missing field \"regions\"");
+	}
+	free(c.tok);
+	if (c.errors == 0 && layout_place(l) == -1)
+		c.errors++;
+	return c.errors ? -1 : 0;
+}
+
+/* Read and check a layout file. */
+int
+layout_load(struct layout *l, const char *file)
+{
+	char		*buf;
+	ssize_t		 n;
+	size_t		 len = 0;
+	int		 fd, rv;
+
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1) {
+		warn("%s", file);
+		return -1;
+	}
+	if ((buf = malloc(LAYOUT_FILE_MAX + 1)) == NULL)
+		err(1, NULL);
+	while ((n = read(fd, buf + len, LAYOUT_FILE_MAX + 1 - len)) > 0)
+		if ((len += n) > LAYOUT_FILE_MAX)
+			break;
+	close(fd);
+	if (n == -1) {
+		warn("%s", file);
+		free(buf);
+		return -1;
+	}
+	if (len > LAYOUT_FILE_MAX) {
+		warnx("%s: larger than %d bytes", file, LAYOUT_FILE_MAX);
+		free(buf);
+		return -1;
+	}
+	rv = layout_parse(l, file, buf, len);
+	free(buf);
+	return rv;
+}
+
+static uint64_t
+roundup_pow2(uint64_t v)
+{
+	uint64_t	 p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+/*
+ * Place the header at 0 and each region at the next multiple of its
+ * alignment; the window is the total rounded up to a power of two,
+ * because QEMU maps it as a PCI BAR.
+ */
+static int
+layout_place(struct layout *l)
+{
+	uint64_t	 off, align, size;
+	unsigned int	 i;
+
+	if (l->page == 0)
+		l->page = (uint64_t)sysconf(_SC_PAGESIZE);
+	l->hdrsize = sizeof(struct ivshm_header) +
+	    (uint64_t)l->nregions * sizeof(struct ivshm_region);
+	off = l->hdrsize;
+	for (i = 0; i < l->nregions; i++) {
+		struct region *r = &l->regions[i];
+
+		align = r->align > l->page ? r->align : l->page;
+		off = (off + align - 1) & ~(align - 1);
+		r->begin = off;
+		r->end = off + r->size;
+		off = (r->end + l->page - 1) & ~(l->page - 1);
+		if (off > SIZE_MAX_WINDOW) {
+			warnx("%s: regions[%u] (%s) ends past the 1T limit",
+			    l->file, i, r->name);
+			return -1;
+		}
+	}
+	size = roundup_pow2(off);
+	if (l->minsize != 0) {
+		if (l->minsize < off) {
+			warnx("%s: size: %ju bytes is too small: the regions "
+			    "need %ju", l->file, (uintmax_t)l->minsize,
+			    (uintmax_t)off);
+			return -1;
+		}
+		size = l->minsize;
+	}
+	if (size < l->page)
+		size = l->page;
+	l->size = size;
+	return 0;
+}
+
+static const char *
+backing_name(const struct layout *l)
+{
+	switch (l->backing) {
+	case BACKING_POSIX:
+		return "posix shm";
+	case BACKING_HUGETLB:
+		return "file";
+	default:
+		return "memfd";
+	}
+}
+
+static void
+human(uint64_t v, char *buf, size_t len)
+{
+	const char	*u = "KMGT";
+	int		 i = -1;
+
+	while ((v & 1023) == 0 && v >= 1024 && u[i + 1] != '\0') {
+		v >>= 10;
+		i++;
+	}
+	if (i < 0)
+		snprintf(buf, len, "%ju", (uintmax_t)v);
+	else
+		snprintf(buf, len, "%ju%c", (uintmax_t)v, u[i]);
+}
+
+/* The table printed by -n. */
+void
+layout_print(const struct layout *l)
+{
+	const struct region	*r;
+	char			 hs[32];
+	unsigned int		 i;
+
+	printf("%-15s %-14s %-14s %14s %6s\n", "name", "begin", "end",
+	    "size", "vector");
+	for (i = 0; i < l->nregions; i++) {
+		r = &l->regions[i];
+		printf("%-15s 0x%012jx 0x%012jx %14ju %6u\n", r->name,
+		    (uintmax_t)r->begin, (uintmax_t)r->end,
+		    (uintmax_t)r->size, r->vector);
+	}
+	human(l->size, hs, sizeof(hs));
+	printf("total 0x%012jx (%s) in %u regions, header %ju bytes, "
+	    "page %ju, %s\n", (uintmax_t)l->size, hs, l->nregions,
+	    (uintmax_t)l->hdrsize, (uintmax_t)l->page, backing_name(l));
+}
+
+struct region *
+layout_find(const struct layout *l, const char *name, size_t len)
+{
+	unsigned int	 i;
+
+	if (len > REGION_NAME_MAX)
+		return NULL;
+	for (i = 0; i < l->nregions; i++)
+		if (strlen(l->regions[i].name) == len &&
+		    memcmp(l->regions[i].name, name, len) == 0)
+			return &l->regions[i];
+	return NULL;
+}
+
+/*
+ * The hugetlbfs page size decides the alignment, so it must be known
+ * before the layout is placed: call before layout_parse.
+ */
+int
+layout_backing(struct layout *l)
+{
+	struct statfs	 sfs;
+
+	if (l->backing != BACKING_HUGETLB)
+		return 0;
+	if (statfs(l->hugedir, &sfs) == -1) {
+		warn("%s", l->hugedir);
+		return -1;
+	}
+	if (sfs.f_type == HUGETLBFS_MAGIC)
+		l->page = (uint64_t)sfs.f_bsize;
+	return 0;
+}
+
+/*
+ * A named object survives a crash, so a running server holds a lock on
+ * it through a descriptor of its own.  A name nobody holds locked is
+ * left over and is replaced; a locked one belongs to a live server.
+ */
+static int
+shm_posix(struct layout *l)
+{
+	int	 fd, i;
+
+	for (i = 0; i < 2; i++) {
+		fd = shm_open(l->shmname, O_RDWR | O_CREAT | O_EXCL |
+		    O_CLOEXEC, 0600);
+		if (fd != -1 || errno != EEXIST)
+			break;
+		if ((lockfd = shm_open(l->shmname, O_RDONLY | O_CLOEXEC,
+		    0)) != -1) {
+			if (flock(lockfd, LOCK_EX | LOCK_NB) == -1) {
+				warnx("shm %s is in use by a running server",
+				    l->shmname);
+				close(lockfd);
+				lockfd = -1;
+				return -1;
+			}
+			close(lockfd);
+			lockfd = -1;
+		}
+		warnx("replacing stale shm %s", l->shmname);
+		(void)shm_unlink(l->shmname);
+	}
+	if (fd == -1) {
+		warn("shm_open %s", l->shmname);
+		return -1;
+	}
+	if ((lockfd = shm_open(l->shmname, O_RDONLY | O_CLOEXEC, 0)) == -1 ||
+	    flock(lockfd, LOCK_EX | LOCK_NB) == -1) {
+		warn("lock shm %s", l->shmname);
+		close(fd);
+		(void)shm_unlink(l->shmname);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+shm_hugetlb(struct layout *l)
+{
+	char	 path[PATH_MAX];
+	int	 fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/ivserver.XXXXXX",
+	    l->hugedir) >= sizeof(path)) {
+		warnx("%s: path too long", l->hugedir);
+		return -1;
+	}
+	if ((fd = mkstemp(path)) == -1) {
+		warn("%s", path);
+		return -1;
+	}
+	(void)unlink(path);
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+		warn("%s", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+shm_write_header(struct layout *l)
+{
+	struct ivshm_header	*h;
+	struct ivshm_region	*d;
+	size_t			 len;
+	unsigned int		 i;
+	void			*p;
+
+	/* Map only the pages the header needs: the rest stays untouched. */
+	len = (l->hdrsize + l->page - 1) & ~(l->page - 1);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, l->shmfd, 0);
+	if (p == MAP_FAILED) {
+		warn("mmap shm header");
+		return -1;
+	}
+	h = p;
+	h->magic = htole64(IVSHM_MAGIC);
+	h->version = htole32(IVSHM_VERSION);
+	h->header_size = htole32((uint32_t)l->hdrsize);
+	h->size = htole64(l->size);
+	h->region_count = htole32(l->nregions);
+	h->region_offset = htole32(sizeof(*h));
+	h->region_size = htole32(sizeof(*d));
+	h->flags = 0;
+	d = (struct ivshm_region *)(h + 1);
+	for (i = 0; i < l->nregions; i++) {
+		memset(&d[i], 0, sizeof(d[i]));
+		strlcpy(d[i].name, l->regions[i].name, sizeof(d[i].name));
+		d[i].begin = htole64(l->regions[i].begin);
+		d[i].end = htole64(l->regions[i].end);
+		d[i].vector = htole32(l->regions[i].vector);
+	}
+	munmap(p, len);
+	return 0;
+}
+
+/* Create the window, size it without touching it, write the header. */
+int
+layout_open_shm(struct layout *l)
+{
+	int	 fd;
+
+	switch (l->backing) {
+	case BACKING_POSIX:
+		fd = shm_posix(l);
+		break;
+	case BACKING_HUGETLB:
+		fd = shm_hugetlb(l);
+		break;
+	default:
+		fd = memfd_create("ivserver", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (fd == -1)
+			warn("memfd_create");
+		break;
+	}
+	if (fd == -1)
+		return -1;
+	l->shmfd = fd;
+	if (ftruncate(fd, (off_t)l->size) == -1) {
+		warn("cannot size the %s to %ju bytes", backing_name(l),
+		    (uintmax_t)l->size);
+		goto fail;
+	}
+	/* No client may shrink the window under the others (SIGBUS). */
+	if (l->backing == BACKING_MEMFD && fcntl(fd, F_ADD_SEALS,
+	    F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == -1) {
+		warn("seal memfd");
+		goto fail;
+	}
+	if (shm_write_header(l) == -1)
+		goto fail;
+	return 0;
+ fail:
+	layout_close_shm(l);
+	return -1;
+}
+
+void
+layout_close_shm(struct layout *l)
+{
+	if (l->shmfd != -1)
+		close(l->shmfd);
+	l->shmfd = -1;
+	if (l->backing == BACKING_POSIX && lockfd != -1) {
+		(void)shm_unlink(l->shmname);
+		close(lockfd);
+		lockfd = -1;
+	}
+}
+
+/*
+ * Two eventfds per region, made once: a host client that holds them
+ * keeps working when the VM restarts.
+ */
+int
+layout_eventfds(struct layout *l)
+{
+	unsigned int	 i;
+
+	for (i = 0; i < l->nregions; i++) {
+		l->regions[i].g2h = eventfd(0, EFD_CLOEXEC);
+		l->regions[i].h2g = eventfd(0, EFD_CLOEXEC);
+		if (l->regions[i].g2h == -1 || l->regions[i].h2g == -1) {
+			warn("eventfd");
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,847 @@
+/*
+ * proto.c: the two wire protocols, fd passing, per-connection state and
+ * the poll(2) loop.
+ *
+ * The QEMU side is written for N peers.  In host mode the server owns
+ * peer 0, whose eventfds are the regions' guest-to-host ones, and admits
+ * at most one VM, always peer 1, whose eventfds are the regions'
+ * host-to-guest ones.
+ */
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <vis.h>
+
+#include "ivserver.h"
+
+#define VM_PEER_ID		1
+#define PEER_QUEUE_MAX		65536	/* messages waiting for one peer */
+#define ACCEPT_BACKOFF		100	/* ms without accept after EMFILE */
+#define REFUSED_ID		(-1)	/* fatal to QEMU during its setup */
+
+/* One 8-byte message, with an fd we own, waiting for a slow peer. */
+struct msg {
+	STAILQ_ENTRY(msg)	 entry;
+	int64_t			 val;
+	int			 fd;
+};
+
+struct peer {
+	TAILQ_ENTRY(peer)	 entry;
+	int			 fd;	/* -1: the server's own peer */
+	unsigned int		 id;
+	const int		*vec;	/* eventfds, one per vector */
+	unsigned int		 nvec;
+	STAILQ_HEAD(, msg)	 outq;
+	unsigned int		 qlen;
+	int			 joined; /* has an ID and vectors */
+	int			 closing; /* close once outq drains */
+	int			 dead;
+	pid_t			 pid;
+};
+
+enum cstate {
+	C_LEN,		/* reading the u16 name length */
+	C_NAME,		/* reading the name */
+	C_SEND		/* sending out[] and fds */
+};
+
+/* A host client. */
+struct conn {
+	TAILQ_ENTRY(conn)	 entry;
+	int			 fd;
+	enum cstate		 state;
+	unsigned char		 in[2 + REGION_NAME_MAX];
+	size_t			 inlen, want;
+	unsigned char		 out[16];
+	size_t			 outlen, outoff;
+	int			 fds[3];
+	int			 nfds;	/* to go with the next byte */
+	int64_t			 deadline;
+	int			 dead;
+	pid_t			 pid;
+	uid_t			 uid;
+};
+
+static TAILQ_HEAD(, peer)	 peers = TAILQ_HEAD_INITIALIZER(peers);
+static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
+static struct peer		 self;	/* peer 0 */
+static int			*g2h, *h2g;
+static unsigned int		 nconns, nvms;
+static int64_t			 accept_resume;
+static struct server		*srv;
+
+static int64_t
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+peer_cred(int fd, pid_t *pid, uid_t *uid)
+{
+	struct ucred	 uc;
+	socklen_t	 len = sizeof(uc);
+
+	*pid = -1;
+	*uid = (uid_t)-1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0) {
+		*pid = uc.pid;
+		*uid = uc.uid;
+	}
+}
+
+/*
+ * Send data with up to three fds in one message.  Returns bytes sent,
+ * 0 when the socket is full, -1 on error.
+ */
+static ssize_t
+send_fds(int s, const void *buf, size_t len, const int *fds, int nfds)
+{
+	struct msghdr	 mh;
+	struct iovec	 iov;
+	union {
+		struct cmsghdr	hdr;
+		unsigned char	buf[CMSG_SPACE(3 * sizeof(int))];
+	}		 cm;
+	struct cmsghdr	*c;
+	ssize_t		 n;
+
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = (void *)(uintptr_t)buf;
+	iov.iov_len = len;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (nfds > 0) {
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	}
+	do {
+		n = sendmsg(s, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	return n;
+}
+
+/*
+ * QEMU side.
+ */
+
+static int
+peer_sendmsg(int s, int64_t val, int fd)
+{
+	uint64_t	 le = htole64((uint64_t)val);
+	ssize_t		 n;
+
+	n = send_fds(s, &le, sizeof(le), &fd, fd == -1 ? 0 : 1);
+	if (n == -1 || (n > 0 && n != sizeof(le)))
+		return -1;	/* 8 bytes in a fresh skb are never split */
+	return n == 0 ? 0 : 1;
+}
+
+/*
+ * Queue one message to a peer: straight onto the socket when nothing
+ * waits before it, else behind the others with a duplicate of the fd,
+ * since the original may be closed before the peer drains its queue.
+ */
+static void
+peer_send(struct peer *p, int64_t val, int fd)
+{
+	struct msg	*m;
+	int		 rv;
+
+	if (p->fd == -1 || p->dead)
+		return;
+	if (STAILQ_EMPTY(&p->outq)) {
+		if ((rv = peer_sendmsg(p->fd, val, fd)) == 1)
+			return;
+		if (rv == -1) {
+			log_warn("peer %u: send", p->id);
+			p->dead = 1;
+			return;
+		}
+	}
+	if (p->qlen >= PEER_QUEUE_MAX) {
+		log_warnx("peer %u: %u messages waiting; disconnecting",
+		    p->id, p->qlen);
+		p->dead = 1;
+		return;
+	}
+	if ((m = malloc(sizeof(*m))) == NULL) {
+		log_warn("peer %u: queue", p->id);
+		p->dead = 1;
+		return;
+	}
+	m->val = val;
+	m->fd = -1;
+	if (fd != -1 && (m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		log_warn("peer %u: dup", p->id);
+		free(m);
+		p->dead = 1;
+		return;
+	}
+	STAILQ_INSERT_TAIL(&p->outq, m, entry);
+	p->qlen++;
+}
+
+static void
+peer_flush(struct peer *p)
+{
+	struct msg	*m;
+	int		 rv;
+
+	while ((m = STAILQ_FIRST(&p->outq)) != NULL) {
+		if ((rv = peer_sendmsg(p->fd, m->val, m->fd)) == 0)
+			return;
+		if (rv == -1) {
+			log_warn("peer %u: send", p->id);
+			p->dead = 1;
+			return;
+		}
+		STAILQ_REMOVE_HEAD(&p->outq, entry);
+		p->qlen--;
+		if (m->fd != -1)
+			close(m->fd);
+		free(m);
+	}
+	if (p->closing)
+		p->dead = 1;
+}
+
+static void
+peer_free(struct peer *p)
+{
+	struct msg	*m;
+
+	while ((m = STAILQ_FIRST(&p->outq)) != NULL) {
+		STAILQ_REMOVE_HEAD(&p->outq, entry);
+		if (m->fd != -1)
+			close(m->fd);
+		free(m);
+	}
+	if (p->fd != -1)
+		close(p->fd);
+	free(p);
+}
+
+/* Tell every other peer that p is gone, then forget it. */
+static void
+peer_leave(struct peer *p)
+{
+	struct peer	*q;
+
+	TAILQ_REMOVE(&peers, p, entry);
+	if (p->joined) {
+		nvms--;
+		log_info("peer %u (pid %ld) left", p->id, (long)p->pid);
+		TAILQ_FOREACH(q, &peers, entry)
+			peer_send(q, p->id, -1);
+	}
+	peer_free(p);
+}
+
+/*
+ * The handshake of ivshmem protocol 0.  The shm must be the third
+ * message: QEMU crashes on its own vectors before it, and it blocks in
+ * device realize until it has the shm, so nothing may stall or close
+ * the connection before then.
+ */
+static void
+peer_join(struct peer *p)
+{
+	struct peer	*q;
+	unsigned int	 v;
+
+	peer_send(p, IVSHM_CLIENT_VERSION, -1);
+	peer_send(p, p->id, -1);
+	peer_send(p, -1, srv->layout->shmfd);
+	TAILQ_FOREACH(q, &peers, entry) {
+		if (q == p || !q->joined)
+			continue;
+		for (v = 0; v < q->nvec; v++)
+			peer_send(p, q->id, q->vec[v]);
+		for (v = 0; v < p->nvec; v++)
+			peer_send(q, p->id, p->vec[v]);
+	}
+	for (v = 0; v < p->nvec; v++)
+		peer_send(p, p->id, p->vec[v]);
+}
+
+/*
+ * A VM that arrives while another is attached gets an ID QEMU rejects
+ * during setup, so it exits with an error instead of waiting forever.
+ */
+static void
+peer_refuse(struct peer *p, const char *why)
+{
+	log_warnx("VM (pid %ld) refused: %s", (long)p->pid, why);
+	p->closing = 1;
+	peer_send(p, IVSHM_CLIENT_VERSION, -1);
+	peer_send(p, REFUSED_ID, -1);
+	if (STAILQ_EMPTY(&p->outq))
+		p->dead = 1;
+}
+
+static void
+vm_accept(void)
+{
+	struct peer	*p;
+	uid_t		 uid;
+	int		 s;
+
+	if ((s = accept4(srv->qemu.fd, NULL, NULL,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
+		if (errno == EMFILE || errno == ENFILE) {
+			log_warnx("VM accept: out of file descriptors");
+			accept_resume = now_ms() + ACCEPT_BACKOFF;
+		} else if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("VM accept");
+		return;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		log_warn("VM accept");
+		close(s);
+		return;
+	}
+	p->fd = s;
+	STAILQ_INIT(&p->outq);
+	peer_cred(s, &p->pid, &uid);
+	TAILQ_INSERT_TAIL(&peers, p, entry);
+	if (nvms >= 1) {
+		peer_refuse(p, "a VM is already attached");
+		return;
+	}
+	nvms++;
+	p->joined = 1;
+	p->id = VM_PEER_ID;
+	p->vec = h2g;
+	p->nvec = srv->layout->nregions;
+	log_info("VM (pid %ld, uid %ld) attached as peer %u", (long)p->pid,
+	    (long)uid, p->id);
+	peer_join(p);
+}
+
+/* QEMU never writes: a readable VM socket is its end or a stranger. */
+static void
+vm_input(struct peer *p)
+{
+	char	 buf[64];
+	ssize_t	 n;
+
+	n = read(p->fd, buf, sizeof(buf));
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		log_warnx("peer %u sent data; disconnecting", p->id);
+	p->dead = 1;
+}
+
+/*
+ * Host-client side.
+ */
+
+static void
+conn_free(struct conn *c)
+{
+	TAILQ_REMOVE(&conns, c, entry);
+	close(c->fd);
+	free(c);
+	nconns--;
+	accept_resume = 0;	/* an fd is free again */
+}
+
+static void
+conn_wait_request(struct conn *c)
+{
+	c->state = C_LEN;
+	c->inlen = 0;
+	c->want = 2;
+	c->deadline = now_ms() + srv->timeout;
+}
+
+static void
+client_accept(void)
+{
+	struct conn	*c;
+	int		 s;
+	uint32_t	 v = htole32(IVSHM_CLIENT_VERSION);
+
+	if ((s = accept4(srv->client.fd, NULL, NULL,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
+		if (errno == EMFILE || errno == ENFILE) {
+			log_warnx("client accept: out of file descriptors");
+			accept_resume = now_ms() + ACCEPT_BACKOFF;
+		} else if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("client accept");
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_warn("client accept");
+		close(s);
+		return;
+	}
+	c->fd = s;
+	peer_cred(s, &c->pid, &c->uid);
+	log_debug("client pid %ld uid %ld connected", (long)c->pid,
+	    (long)c->uid);
+	TAILQ_INSERT_TAIL(&conns, c, entry);
+	nconns++;
+	conn_wait_request(c);
+	memcpy(c->out, &v, sizeof(v));
+	c->outlen = sizeof(v);
+	c->outoff = 0;
+	c->state = C_SEND;
+}
+
+/* The reply to one complete request. */
+static void
+client_request(struct conn *c)
+{
+	struct region	*r;
+	const char	*name = (const char *)c->in + 2;
+	size_t		 len = c->inlen - 2;
+	uint64_t	 b = IVSHM_NO_REGION, e = IVSHM_NO_REGION;
+	char		 vis[4 * REGION_NAME_MAX + 1];
+
+	c->nfds = 0;
+	if ((r = layout_find(srv->layout, name, len)) != NULL) {
+		b = r->begin;
+		e = r->end;
+		c->fds[0] = r->g2h;
+		c->fds[1] = r->h2g;
+		c->fds[2] = srv->layout->shmfd;
+		c->nfds = 3;
+		log_debug("client pid %ld: region %s", (long)c->pid, r->name);
+	} else {
+		strvisx(vis, name, len, VIS_SAFE | VIS_OCTAL);
+		log_info("client pid %ld: no region \"%s\"", (long)c->pid,
+		    vis);
+	}
+	b = htole64(b);
+	e = htole64(e);
+	memcpy(c->out, &b, sizeof(b));
+	memcpy(c->out + 8, &e, sizeof(e));
+	c->outlen = 16;
+	c->outoff = 0;
+	c->state = C_SEND;
+}
+
+static void
+client_input(struct conn *c)
+{
+	ssize_t		 n;
+	unsigned int	 len;
+
+	n = read(c->fd, c->in + c->inlen, c->want - c->inlen);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		if (n == -1)
+			log_warn("client pid %ld: read", (long)c->pid);
+		else if (c->inlen != 0 || c->state != C_LEN)
+			log_info("client pid %ld: closed in mid-request",
+			    (long)c->pid);
+		c->dead = 1;
+		return;
+	}
+	if ((c->inlen += n) < c->want)
+		return;
+	if (c->state == C_LEN) {
+		len = c->in[0] | (unsigned int)c->in[1] << 8;
+		if (len == 0 || len > REGION_NAME_MAX) {
+			log_warnx("client pid %ld: bad name length %u",
+			    (long)c->pid, len);
+			c->dead = 1;
+			return;
+		}
+		c->state = C_NAME;
+		c->want = 2 + len;
+		return;
+	}
+	client_request(c);
+}
+
+static void
+client_output(struct conn *c)
+{
+	ssize_t	 n;
+
+	n = send_fds(c->fd, c->out + c->outoff, c->outlen - c->outoff,
+	    c->fds, c->nfds);
+	if (n == -1) {
+		if (errno != EPIPE && errno != ECONNRESET)
+			log_warn("client pid %ld: send", (long)c->pid);
+		c->dead = 1;
+		return;
+	}
+	if (n == 0)
+		return;
+	c->nfds = 0;		/* the fds went with the first byte */
+	if ((c->outoff += n) == c->outlen)
+		conn_wait_request(c);
+}
+
+/*
+ * The loop.
+ */
+
+enum pfdkind {
+	PFD_SIGNAL,
+	PFD_QEMU,
+	PFD_CLIENT,
+	PFD_PEER,
+	PFD_CONN
+};
+
+struct pfdref {
+	enum pfdkind	 kind;
+	void		*ptr;
+};
+
+static struct pollfd	*pfd;
+static struct pfdref	*ref;
+static size_t		 npfd_alloc;
+
+static size_t
+pfd_add(size_t i, int fd, short events, enum pfdkind kind, void *ptr)
+{
+	struct pollfd	*np;
+	struct pfdref	*nr;
+	size_t		 n;
+
+	if (i >= npfd_alloc) {
+		n = npfd_alloc ? npfd_alloc * 2 : 64;
+		if ((np = reallocarray(pfd, n, sizeof(*pfd))) == NULL)
+			fatal("poll array");
+		pfd = np;
+		if ((nr = reallocarray(ref, n, sizeof(*ref))) == NULL)
+			fatal("poll array");
+		ref = nr;
+		npfd_alloc = n;
+	}
+	pfd[i].fd = fd;
+	pfd[i].events = events;
+	pfd[i].revents = 0;
+	ref[i].kind = kind;
+	ref[i].ptr = ptr;
+	return i + 1;
+}
+
+/* Build this round's poll set; returns its size and sets *timeout. */
+static size_t
+loop_build(int *timeout)
+{
+	struct peer	*p;
+	struct conn	*c;
+	int64_t		 now = now_ms(), next = -1;
+	size_t		 n = 0;
+
+	n = pfd_add(n, srv->sigfd, POLLIN, PFD_SIGNAL, NULL);
+	if (accept_resume > now)
+		next = accept_resume;
+	else {
+		accept_resume = 0;
+		n = pfd_add(n, srv->qemu.fd, POLLIN, PFD_QEMU, NULL);
+		if (nconns < srv->maxclients)
+			n = pfd_add(n, srv->client.fd, POLLIN, PFD_CLIENT,
+			    NULL);
+	}
+	TAILQ_FOREACH(p, &peers, entry)
+		if (p->fd != -1)
+			n = pfd_add(n, p->fd, POLLIN | (STAILQ_EMPTY(&p->outq) ?
+			    0 : POLLOUT), PFD_PEER, p);
+	TAILQ_FOREACH(c, &conns, entry) {
+		n = pfd_add(n, c->fd, c->state == C_SEND ? POLLOUT : POLLIN,
+		    PFD_CONN, c);
+		if (next == -1 || c->deadline < next)
+			next = c->deadline;
+	}
+	if (next == -1)
+		*timeout = -1;
+	else
+		*timeout = next > now ? (int)(next - now) : 0;
+	return n;
+}
+
+/* Drop what died this round, and clients past their deadline. */
+static void
+loop_reap(void)
+{
+	struct peer	*p, *tp;
+	struct conn	*c, *tc;
+	int64_t		 now = now_ms();
+
+	TAILQ_FOREACH_SAFE(c, &conns, entry, tc) {
+		if (!c->dead && c->deadline <= now) {
+			log_info("client pid %ld: timed out", (long)c->pid);
+			c->dead = 1;
+		}
+		if (c->dead)
+			conn_free(c);
+	}
+	/* A leaving peer may make others fail in turn: repeat. */
+	for (;;) {
+		TAILQ_FOREACH_SAFE(p, &peers, entry, tp)
+			if (p->dead)
+				break;
+		if (p == NULL)
+			break;
+		peer_leave(p);
+	}
+}
+
+static int
+loop_signal(void)
+{
+	unsigned char	 sig;
+
+	while (read(srv->sigfd, &sig, 1) == 1) {
+		switch (sig) {
+		case SIGTERM:
+		case SIGINT:
+			log_info("received signal %d, exiting", sig);
+			return 1;
+		case SIGHUP:
+			log_info("SIGHUP: nothing to reload; the layout is "
+			    "fixed for the life of the server");
+			break;
+		}
+	}
+	return 0;
+}
+
+static void
+loop_dispatch(size_t i)
+{
+	struct peer	*p;
+	struct conn	*c;
+	short		 ev = pfd[i].revents;
+
+	switch (ref[i].kind) {
+	case PFD_SIGNAL:
+		break;
+	case PFD_QEMU:
+		vm_accept();
+		break;
+	case PFD_CLIENT:
+		client_accept();
+		break;
+	case PFD_PEER:
+		p = ref[i].ptr;
+		if (ev & (POLLIN | POLLHUP | POLLERR))
+			vm_input(p);
+		if (!p->dead && (ev & POLLOUT))
+			peer_flush(p);
+		break;
+	case PFD_CONN:
+		c = ref[i].ptr;
+		if (ev & POLLNVAL)
+			c->dead = 1;
+		else if (c->state == C_SEND)
+			client_output(c);
+		else
+			client_input(c);
+		break;
+	}
+}
+
+static void
+proto_init(struct server *s)
+{
+	struct layout	*l = s->layout;
+	unsigned int	 i;
+
+	srv = s;
+	if ((g2h = calloc(l->nregions, sizeof(int))) == NULL ||
+	    (h2g = calloc(l->nregions, sizeof(int))) == NULL)
+		fatal("proto_init");
+	for (i = 0; i < l->nregions; i++) {
+		g2h[i] = l->regions[i].g2h;
+		h2g[i] = l->regions[i].h2g;
+	}
+	self.fd = -1;
+	self.id = 0;
+	self.vec = g2h;
+	self.nvec = l->nregions;
+	self.joined = 1;
+	STAILQ_INIT(&self.outq);
+	TAILQ_INSERT_TAIL(&peers, &self, entry);
+}
+
+static void
+proto_fini(void)
+{
+	struct peer	*p;
+	struct conn	*c;
+
+	while ((c = TAILQ_FIRST(&conns)) != NULL)
+		conn_free(c);
+	TAILQ_REMOVE(&peers, &self, entry);
+	while ((p = TAILQ_FIRST(&peers)) != NULL) {
+		TAILQ_REMOVE(&peers, p, entry);
+		peer_free(p);
+	}
+	free(g2h);
+	free(h2g);
+	free(pfd);
+	free(ref);
+	pfd = NULL;
+	ref = NULL;
+	npfd_alloc = 0;
+}
+
+/* Serve until SIGTERM or SIGINT; returns 0, or -1 on a fatal error. */
+int
+proto_loop(struct server *s)
+{
+	size_t	 i, n;
+	int	 timeout, rv = 0;
+
+	proto_init(s);
+	for (;;) {
+		n = loop_build(&timeout);
+		if (poll(pfd, n, timeout) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("poll");
+			rv = -1;
+			break;
+		}
+		if (pfd[0].revents & POLLIN && loop_signal())
+			break;
+		for (i = 1; i < n; i++)
+			if (pfd[i].revents != 0)
+				loop_dispatch(i);
+		loop_reap();
+	}
+	proto_fini();
+	return rv;
+}
+
+/*
+ * Listening sockets.
+ */
+
+/*
+ * Bind path, replacing a socket left by a dead server but never one a
+ * live server answers on.
+ */
+int
+proto_listen(struct listener *lst, mode_t mode, gid_t gid)
+{
+	struct sockaddr_un	 sun;
+	struct stat		 st;
+	mode_t			 omask;
+	int			 s, probe;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlcpy(sun.sun_path, lst->path, sizeof(sun.sun_path)) >=
+	    sizeof(sun.sun_path)) {
+		log_warnx("%s: socket path too long", lst->path);
+		return -1;
+	}
+	if (lstat(lst->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_warnx("%s: exists and is not a socket", lst->path);
+			return -1;
+		}
+		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+		    0)) == -1) {
+			log_warn("socket");
+			return -1;
+		}
+		if (connect(probe, (struct sockaddr *)&sun, sizeof(sun))
+		    == 0) {
+			close(probe);
+			log_warnx("%s: another server is listening there",
+			    lst->path);
+			return -1;
+		}
+		close(probe);
+		if (errno != ECONNREFUSED) {
+			log_warn("%s", lst->path);
+			return -1;
+		}
+		log_info("%s: removing stale socket", lst->path);
+		if (unlink(lst->path) == -1 && errno != ENOENT) {
+			log_warn("%s", lst->path);
+			return -1;
+		}
+	}
+	if ((s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		log_warn("socket");
+		return -1;
+	}
+	omask = umask(0177);	/* no window where others could connect */
+	if (bind(s, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(omask);
+		log_warn("%s", lst->path);
+		close(s);
+		return -1;
+	}
+	umask(omask);
+	lst->made = 1;
+	if ((gid != (gid_t)-1 && chown(lst->path, (uid_t)-1, gid) == -1) ||
+	    chmod(lst->path, mode) == -1 || stat(lst->path, &st) == -1) {
+		log_warn("%s", lst->path);
+		close(s);
+		proto_unlisten(lst);
+		return -1;
+	}
+	lst->dev = st.st_dev;
+	lst->ino = st.st_ino;
+	if (listen(s, SOMAXCONN) == -1) {
+		log_warn("listen %s", lst->path);
+		close(s);
+		proto_unlisten(lst);
+		return -1;
+	}
+	lst->fd = s;
+	return 0;
+}
+
+/* Remove our socket file, unless another server has replaced it. */
+void
+proto_unlisten(struct listener *lst)
+{
+	struct stat	 st;
+
+	if (lst->fd != -1)
+		close(lst->fd);
+	lst->fd = -1;
+	if (!lst->made)
+		return;
+	lst->made = 0;
+	if (lstat(lst->path, &st) == 0 && (lst->dev == 0 ||
+	    (st.st_dev == lst->dev && st.st_ino == lst->ino)))
+		(void)unlink(lst->path);
+}
