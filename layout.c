@@ -44,6 +44,8 @@ struct jctx {
 	int		 errors;
 };
 
+static void	vjerr(struct jctx *, size_t, const char *, const char *,
+		    va_list) __attribute__((__format__(__printf__, 4, 0)));
 static void	jerr(struct jctx *, int, const char *, const char *, ...)
 		    __attribute__((__format__(__printf__, 4, 5)));
 static int	json_check(struct jctx *, int);
@@ -60,20 +62,13 @@ static int	shm_write_header(struct layout *);
 
 static int	lockfd = -1;	/* a named shm's lock, never passed on */
 
-/*
- * Report an error at token t (or at the start of the file when t < 0)
- * as file:line:column: field: message, and count it.
- */
 static void
-jerr(struct jctx *c, int t, const char *field, const char *fmt, ...)
+vjerr(struct jctx *c, size_t off, const char *field, const char *fmt,
+    va_list ap)
 {
-	va_list	 ap;
-	size_t	 i, off;
+	size_t	 i;
 	int	 line = 1, col = 1;
 
-	off = t < 0 ? 0 : (size_t)c->tok[t].start;
-	if (t >= 0 && c->tok[t].type == JSMN_STRING && off > 0)
-		off--;		/* point at the opening quote */
 	for (i = 0; i < off && i < c->len; i++) {
 		if (c->js[i] == '\n') {
 			line++;
@@ -82,11 +77,31 @@ jerr(struct jctx *c, int t, const char *field, const char *fmt, ...)
 			col++;
 	}
 	fprintf(stderr, "%s:%d:%d: %s: ", c->file, line, col, field);
-	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
-	va_end(ap);
 	fputc('\n', stderr);
 	c->errors++;
+}
+
+/*
+ * Report an error at token t (at offset -t - 1 when t < 0) as
+ * file:line:column: field: message, and count it.
+ */
+static void
+jerr(struct jctx *c, int t, const char *field, const char *fmt, ...)
+{
+	va_list	 ap;
+	size_t	 off;
+
+	if (t < 0)
+		off = (size_t)(-(t + 1));
+	else {
+		off = (size_t)c->tok[t].start;
+		if (c->tok[t].type == JSMN_STRING && off > 0)
+			off--;		/* point at the opening quote */
+	}
+	va_start(ap, fmt);
+	vjerr(c, off, field, fmt, ap);
+	va_end(ap);
 }
 
 /* Where a token's text begins and ends, quotes included. */
@@ -297,6 +312,10 @@ get_size(struct jctx *c, int t, const char *field, uint64_t *v)
 	}
 	memcpy(buf, c->js + c->tok[t].start, n);
 	buf[n] = '\0';
+	if (c->tok[t].type == JSMN_PRIMITIVE && strspn(buf, "0123456789") != n) {
+		jerr(c, t, field, "%s is not a whole number of bytes", buf);
+		return -1;
+	}
 	*v = parse_size(buf, &errstr);
 	if (errstr != NULL) {
 		jerr(c, t, field, "\"%s\" %s", buf, errstr);
@@ -448,27 +467,30 @@ layout_parse(struct layout *l, const char *name, const char *js, size_t len)
 	c.js = js;
 	c.len = len;
 	l->file = name;
+	/* Count the tokens, then parse: only the second pass checks nesting. */
 	jsmn_init(&p);
-	if ((r = jsmn_parse(&p, js, len, NULL, 0)) < 0) {
-		c.tok = NULL;
-		fprintf(stderr, "%s: syntax: %s\n", name,
-		    r == JSMN_ERROR_PART ? "unexpected end of file" :
-		    "invalid JSON");
+	if ((r = jsmn_parse(&p, js, len, NULL, 0)) > 0) {
+		if ((c.tok = calloc(r, sizeof(*c.tok))) == NULL)
+			err(1, NULL);
+		c.ntok = r;
+		jsmn_init(&p);
+		r = jsmn_parse(&p, js, len, c.tok, r);
+	}
+	if (r <= 0) {
+		if (r == 0)
+			fprintf(stderr, "%s: syntax: empty file\n", name);
+		else
+			jerr(&c, -(int)p.pos - 1, "syntax", "%s",
+			    r == JSMN_ERROR_PART ? "unexpected end of file" :
+			    "invalid JSON");
+		free(c.tok);
 		return -1;
 	}
-	if (r == 0) {
-		fprintf(stderr, "%s: syntax: empty file\n", name);
-		return -1;
-	}
-	if ((c.tok = calloc(r, sizeof(*c.tok))) == NULL)
-		err(1, NULL);
-	c.ntok = r;
-	jsmn_init(&p);
-	(void)jsmn_parse(&p, js, len, c.tok, r);
 	if (c.tok[0].type != JSMN_OBJECT)
 		jerr(&c, 0, "syntax", "the layout must be a JSON object");
 	else if (!gap_ok(js, c.tok[0].end, len, 0))
-		jerr(&c, -1, "syntax", "text after the end of the object");
+		jerr(&c, -c.tok[0].end - 1, "syntax",
+		    "text after the end of the object");
 	else if (json_check(&c, 0) != -1) {
 		key = 1;
 		for (k = 0; k < c.tok[0].size; k++, key = json_skip(&c, val)) {
@@ -566,17 +588,18 @@ layout_place(struct layout *l)
 		r->end = off + r->size;
 		off = (r->end + l->page - 1) & ~(l->page - 1);
 		if (off > SIZE_MAX_WINDOW) {
-			warnx("%s: regions[%u] (%s) ends past the 1T limit",
-			    l->file, i, r->name);
+			fprintf(stderr, "%s: regions[%u]: \"%s\" ends past "
+			    "the 1T limit of the window\n", l->file, i,
+			    r->name);
 			return -1;
 		}
 	}
 	size = roundup_pow2(off);
 	if (l->minsize != 0) {
 		if (l->minsize < off) {
-			warnx("%s: size: %ju bytes is too small: the regions "
-			    "need %ju", l->file, (uintmax_t)l->minsize,
-			    (uintmax_t)off);
+			fprintf(stderr, "%s: size: %ju bytes is too small: "
+			    "the regions need %ju\n", l->file,
+			    (uintmax_t)l->minsize, (uintmax_t)off);
 			return -1;
 		}
 		size = l->minsize;
