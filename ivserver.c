@@ -352,7 +352,8 @@ main(int argc, char *argv[])
 		errx(1, "%s: invalid layout", layout.file);
 	if (nflag) {
 		layout_print(&layout);
-		exit(0);
+		layout_free(&layout);
+		return 0;
 	}
 
 	srv.layout = &layout;
@@ -379,7 +380,7 @@ main(int argc, char *argv[])
 	if (layout_open_shm(&layout) == -1 || layout_eventfds(&layout) == -1) {
 		proto_unlisten(&srv.qemu);
 		proto_unlisten(&srv.client);
-		layout_close_shm(&layout);
+		layout_free(&layout);
 		exit(1);
 	}
 	if (!dflag) {
@@ -395,6 +396,6 @@ main(int argc, char *argv[])
 
 	proto_unlisten(&srv.qemu);
 	proto_unlisten(&srv.client);
-	layout_close_shm(&layout);
+	layout_free(&layout);
 	return rv == 0 ? 0 : 1;
 }

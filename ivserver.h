@@ -88,6 +88,7 @@ int	layout_load(struct layout *, const char *);
 void	layout_print(const struct layout *);
 int	layout_open_shm(struct layout *);
 void	layout_close_shm(struct layout *);
+void	layout_free(struct layout *);
 int	layout_eventfds(struct layout *);
 int	layout_backing(struct layout *);
 struct region *layout_find(const struct layout *, const char *, size_t);

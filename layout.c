@@ -445,6 +445,8 @@ parse_regions(struct jctx *c, int t, struct layout *l)
 	if ((l->regions = calloc(n, sizeof(*l->regions))) == NULL)
 		err(1, NULL);
 	l->nregions = n;
+	for (i = 0; i < n; i++)
+		l->regions[i].g2h = l->regions[i].h2g = -1;
 	t++;
 	for (i = 0; i < n; i++)
 		t = parse_region(c, t, l, i);
@@ -872,4 +874,21 @@ layout_eventfds(struct layout *l)
 		}
 	}
 	return 0;
+}
+
+void
+layout_free(struct layout *l)
+{
+	unsigned int	 i;
+
+	layout_close_shm(l);
+	for (i = 0; i < l->nregions; i++) {
+		if (l->regions[i].g2h != -1)
+			close(l->regions[i].g2h);
+		if (l->regions[i].h2g != -1)
+			close(l->regions[i].h2g);
+	}
+	free(l->regions);
+	l->regions = NULL;
+	l->nregions = 0;
 }
