@@ -2,7 +2,7 @@
 # with BSD make and GNU make 4.
 
 PROG=		ivserver
-OBJS=		ivserver.o layout.o proto.o
+OBJS=		ivserver.o json.o layout.o proto.o sandbox.o
 
 PREFIX?=	/usr/local
 BINDIR?=	${PREFIX}/sbin

@@ -306,10 +306,14 @@ main(int argc, char *argv[])
 			gid = group_id(optarg);
 			break;
 		case 'M':
+			if (layout.backing == BACKING_HUGETLB)
+				errx(1, "-M and -m exclude each other");
 			layout.backing = BACKING_POSIX;
 			layout.shmname = optarg;
 			break;
 		case 'm':
+			if (layout.backing == BACKING_POSIX)
+				errx(1, "-M and -m exclude each other");
 			layout.backing = BACKING_HUGETLB;
 			layout.hugedir = optarg;
 			break;

@@ -18,6 +18,7 @@
 
 #define IVSERVER_VERSION	"0.1"
 #define REGION_NAME_MAX		(IVSHM_NAME_SIZE - 1)
+#define WINDOW_MAX		(1ULL << 40)	/* 1 TiB */
 
 struct region {
 	char		 name[IVSHM_NAME_SIZE];
@@ -67,6 +68,24 @@ struct server {
 	int		 timeout;	/* client deadline, milliseconds */
 };
 
+enum json_type {
+	JSON_OBJECT = 1,
+	JSON_ARRAY,
+	JSON_STRING,
+	JSON_PRIMITIVE
+};
+
+/* A parsed JSON file (json.c); tokens are indices, 0 the top object. */
+struct json {
+	const char	*file;
+	const char	*js;
+	size_t		 len;
+	char		*buf;		/* owned copy of the file, or NULL */
+	void		*tok;
+	int		 ntok;
+	int		 errors;
+};
+
 /* ivserver.c */
 void	log_init(int, int);
 void	log_warn(const char *, ...)
@@ -82,6 +101,23 @@ __dead void fatal(const char *, ...)
 __dead void fatalx(const char *, ...)
 	    __attribute__((__format__(__printf__, 1, 2)));
 
+/* json.c */
+int	json_parse(struct json *, const char *, const char *, size_t);
+int	json_load(struct json *, const char *);
+void	json_free(struct json *);
+void	json_err(struct json *, int, const char *, const char *, ...)
+	    __attribute__((__format__(__printf__, 4, 5)));
+int	json_type(const struct json *, int);
+int	json_kids(const struct json *, int);
+int	json_skip(const struct json *, int);
+int	json_eq(const struct json *, int, const char *);
+const char *json_text(const struct json *, int, size_t *);
+int	json_string(struct json *, int, const char *, char **);
+int	json_number(struct json *, int, const char *, long long, long long,
+	    long long *);
+int	json_size(struct json *, int, const char *, uint64_t *);
+uint64_t parse_size(const char *, const char **);
+
 /* layout.c */
 int	layout_parse(struct layout *, const char *, const char *, size_t);
 int	layout_load(struct layout *, const char *);
@@ -92,7 +128,12 @@ void	layout_free(struct layout *);
 int	layout_eventfds(struct layout *);
 int	layout_backing(struct layout *);
 struct region *layout_find(const struct layout *, const char *, size_t);
-uint64_t parse_size(const char *, const char **);
+
+/* sandbox.c */
+struct passwd;
+void	sandbox_drop(const struct passwd *, const char *);
+void	sandbox_limits(void);
+void	sandbox_enter(void);
 
 /* proto.c */
 int	proto_listen(struct listener *, mode_t, gid_t);

@@ -24,313 +24,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#define JSMN_STATIC
-#define JSMN_STRICT
-#include <jsmn.h>
-
 #include "ivserver.h"
 
-#define LAYOUT_FILE_MAX		(256 * 1024)
-#define SIZE_MAX_WINDOW		(1ULL << 40)	/* 1 TiB */
 #define ALIGN_MAX		(1ULL << 30)
 #define HUGETLBFS_MAGIC		0x958458f6
 
-struct jctx {
-	const char	*file;
-	const char	*js;
-	size_t		 len;
-	jsmntok_t	*tok;
-	int		 ntok;
-	int		 errors;
-};
-
-static void	vjerr(struct jctx *, size_t, const char *, const char *,
-		    va_list) __attribute__((__format__(__printf__, 4, 0)));
-static void	jerr(struct jctx *, int, const char *, const char *, ...)
-		    __attribute__((__format__(__printf__, 4, 5)));
-static int	json_check(struct jctx *, int);
-static int	json_skip(struct jctx *, int);
-static int	json_eq(struct jctx *, int, const char *);
-static int	get_size(struct jctx *, int, const char *, uint64_t *);
-static int	parse_region(struct jctx *, int, struct layout *,
+static int	parse_region(struct json *, int, struct layout *,
 		    unsigned int);
-static int	parse_regions(struct jctx *, int, struct layout *);
+static int	parse_regions(struct json *, int, struct layout *);
 static int	layout_place(struct layout *);
 static int	shm_posix(struct layout *);
 static int	shm_hugetlb(struct layout *);
 static int	shm_write_header(struct layout *);
 
 static int	lockfd = -1;	/* a named shm's lock, never passed on */
-
-static void
-vjerr(struct jctx *c, size_t off, const char *field, const char *fmt,
-    va_list ap)
-{
-	size_t	 i;
-	int	 line = 1, col = 1;
-
-	for (i = 0; i < off && i < c->len; i++) {
-		if (c->js[i] == '\n') {
-			line++;
-			col = 1;
-		} else
-			col++;
-	}
-	fprintf(stderr, "%s:%d:%d: %s: ", c->file, line, col, field);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	c->errors++;
-}
-
-/*
- * Report an error at token t (at offset -t - 1 when t < 0) as
- * file:line:column: field: message, and count it.
- */
-static void
-jerr(struct jctx *c, int t, const char *field, const char *fmt, ...)
-{
-	va_list	 ap;
-	size_t	 off;
-
-	if (t < 0)
-		off = (size_t)(-(t + 1));
-	else {
-		off = (size_t)c->tok[t].start;
-		if (c->tok[t].type == JSMN_STRING && off > 0)
-			off--;		/* point at the opening quote */
-	}
-	va_start(ap, fmt);
-	vjerr(c, off, field, fmt, ap);
-	va_end(ap);
-}
-
-/* Where a token's text begins and ends, quotes included. */
-static size_t
-span_start(const jsmntok_t *t)
-{
-	return t->type == JSMN_STRING ? (size_t)t->start - 1 : (size_t)t->start;
-}
-
-static size_t
-span_end(const jsmntok_t *t)
-{
-	return t->type == JSMN_STRING ? (size_t)t->end + 1 : (size_t)t->end;
-}
-
-/*
- * True if the text between a and b is white space around exactly the
- * separator sep (or only white space when sep is 0).
- */
-static int
-gap_ok(const char *js, size_t a, size_t b, char sep)
-{
-	int	 seen = 0;
-
-	for (; a < b; a++) {
-		if (js[a] == sep && !seen)
-			seen = 1;
-		else if (!isspace((unsigned char)js[a]))
-			return 0;
-	}
-	return sep == 0 || seen;
-}
-
-static int
-valid_number(const char *s, size_t n)
-{
-	size_t	 i = 0;
-
-	if (i < n && s[i] == '-')
-		i++;
-	if (i < n && s[i] == '0')
-		i++;
-	else if (i < n && isdigit((unsigned char)s[i]))
-		while (i < n && isdigit((unsigned char)s[i]))
-			i++;
-	else
-		return 0;
-	if (i < n && s[i] == '.') {
-		if (++i >= n || !isdigit((unsigned char)s[i]))
-			return 0;
-		while (i < n && isdigit((unsigned char)s[i]))
-			i++;
-	}
-	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-		i++;
-		if (i < n && (s[i] == '+' || s[i] == '-'))
-			i++;
-		if (i >= n || !isdigit((unsigned char)s[i]))
-			return 0;
-		while (i < n && isdigit((unsigned char)s[i]))
-			i++;
-	}
-	return i == n;
-}
-
-/*
- * jsmn, even in strict mode, accepts missing or extra commas and any
- * primitive that starts like a literal.  Check the grammar it skips:
- * separators between tokens and the spelling of every primitive.
- * Returns the index after the subtree at t, or -1.
- */
-static int
-json_check(struct jctx *c, int t)
-{
-	jsmntok_t	*p = &c->tok[t];
-	const char	*s = c->js + p->start;
-	size_t		 n = p->end - p->start, prev;
-	int		 i, k, key;
-
-	if (p->type == JSMN_PRIMITIVE) {
-		if ((n == 4 && memcmp(s, "true", 4) == 0) ||
-		    (n == 5 && memcmp(s, "false", 5) == 0) ||
-		    (n == 4 && memcmp(s, "null", 4) == 0) ||
-		    valid_number(s, n))
-			return t + 1;
-		jerr(c, t, "syntax", "invalid literal \"%.*s\"", (int)n, s);
-		return -1;
-	}
-	if (p->type == JSMN_STRING)
-		return t + 1;
-	prev = p->start + 1;
-	i = t + 1;
-	for (k = 0; k < p->size; k++) {
-		key = p->type == JSMN_OBJECT;
-		if (key && c->tok[i].type != JSMN_STRING) {
-			jerr(c, i, "syntax", "object key is not a string");
-			return -1;
-		}
-		if (!gap_ok(c->js, prev, span_start(&c->tok[i]),
-		    k == 0 ? 0 : ',')) {
-			jerr(c, i, "syntax", "expected one ',' before this");
-			return -1;
-		}
-		if (key) {
-			prev = span_end(&c->tok[i]);
-			i++;
-			if (!gap_ok(c->js, prev, span_start(&c->tok[i]), ':')) {
-				jerr(c, i, "syntax", "expected ':' before this");
-				return -1;
-			}
-		}
-		prev = span_end(&c->tok[i]);
-		if ((i = json_check(c, i)) == -1)
-			return -1;
-	}
-	if (!gap_ok(c->js, prev, p->end - 1, 0)) {
-		jerr(c, t, "syntax", "stray ',' at the end of this %s",
-		    p->type == JSMN_OBJECT ? "object" : "array");
-		return -1;
-	}
-	return i;
-}
-
-/* Index of the token after the subtree at t (a key holds its value). */
-static int
-json_skip(struct jctx *c, int t)
-{
-	int	 k, n = c->tok[t].size;
-
-	for (t++, k = 0; k < n; k++)
-		t = json_skip(c, t);
-	return t;
-}
-
-static int
-json_eq(struct jctx *c, int t, const char *s)
-{
-	size_t	 n = c->tok[t].end - c->tok[t].start;
-
-	return c->tok[t].type == JSMN_STRING && strlen(s) == n &&
-	    memcmp(c->js + c->tok[t].start, s, n) == 0;
-}
-
-/*
- * A size: a decimal number with an optional K, M, G or T suffix
- * (powers of 1024).  Returns 0 and sets *errstr on error.
- */
-uint64_t
-parse_size(const char *s, const char **errstr)
-{
-	char		 num[24];
-	size_t		 n = strspn(s, "0123456789");
-	long long	 v;
-	unsigned int	 shift = 0;
-
-	*errstr = NULL;
-	if (n == 0 || n >= sizeof(num)) {
-		*errstr = "not a size";
-		return 0;
-	}
-	memcpy(num, s, n);
-	num[n] = '\0';
-	switch (s[n]) {
-	case '\0':
-		break;
-	case 'K': case 'k':
-		shift = 10;
-		break;
-	case 'M': case 'm':
-		shift = 20;
-		break;
-	case 'G': case 'g':
-		shift = 30;
-		break;
-	case 'T': case 't':
-		shift = 40;
-		break;
-	default:
-		*errstr = "has an unknown suffix (use K, M, G or T)";
-		return 0;
-	}
-	if (s[n] != '\0' && s[n + 1] != '\0') {
-		*errstr = "has trailing characters";
-		return 0;
-	}
-	v = strtonum(num, 0, LLONG_MAX, errstr);
-	if (*errstr != NULL)
-		return 0;
-	if ((unsigned long long)v > (UINT64_MAX >> shift)) {
-		*errstr = "too large";
-		return 0;
-	}
-	return (uint64_t)v << shift;
-}
-
-/* A size field: a JSON integer or a string such as "16M". */
-static int
-get_size(struct jctx *c, int t, const char *field, uint64_t *v)
-{
-	char		 buf[32];
-	const char	*errstr;
-	size_t		 n = c->tok[t].end - c->tok[t].start;
-
-	if ((c->tok[t].type != JSMN_PRIMITIVE &&
-	    c->tok[t].type != JSMN_STRING) || n >= sizeof(buf)) {
-		jerr(c, t, field, "must be a number or a string like \"4M\"");
-		return -1;
-	}
-	memcpy(buf, c->js + c->tok[t].start, n);
-	buf[n] = '\0';
-	if (c->tok[t].type == JSMN_PRIMITIVE && strspn(buf, "0123456789") != n) {
-		jerr(c, t, field, "%s is not a whole number of bytes", buf);
-		return -1;
-	}
-	*v = parse_size(buf, &errstr);
-	if (errstr != NULL) {
-		jerr(c, t, field, "\"%s\" %s", buf, errstr);
-		return -1;
-	}
-	if (*v == 0) {
-		jerr(c, t, field, "must be greater than 0");
-		return -1;
-	}
-	if (*v > SIZE_MAX_WINDOW) {
-		jerr(c, t, field, "%s is larger than the limit of 1T", buf);
-		return -1;
-	}
-	return 0;
-}
 
 static int
 valid_name(const char *s, size_t n)
@@ -344,25 +51,26 @@ valid_name(const char *s, size_t n)
 }
 
 static int
-parse_name(struct jctx *c, int t, const char *field, struct layout *l,
+parse_name(struct json *c, int t, const char *field, struct layout *l,
     unsigned int idx)
 {
 	struct region	*r = &l->regions[idx];
-	const char	*s = c->js + c->tok[t].start;
-	size_t		 n = c->tok[t].end - c->tok[t].start;
+	const char	*s;
+	size_t		 n;
 	unsigned int	 i;
 
-	if (c->tok[t].type != JSMN_STRING) {
-		jerr(c, t, field, "must be a string");
+	s = json_text(c, t, &n);
+	if (json_type(c, t) != JSON_STRING) {
+		json_err(c, t, field, "must be a string");
 		return -1;
 	}
 	if (n == 0 || n > REGION_NAME_MAX) {
-		jerr(c, t, field, "\"%.*s\" must be 1 to %d bytes long",
+		json_err(c, t, field, "\"%.*s\" must be 1 to %d bytes long",
 		    (int)n, s, REGION_NAME_MAX);
 		return -1;
 	}
 	if (!valid_name(s, n)) {
-		jerr(c, t, field, "\"%.*s\" may hold only letters, digits, "
+		json_err(c, t, field, "\"%.*s\" may hold only letters, digits, "
 		    "'_', '-' and '.'", (int)n, s);
 		return -1;
 	}
@@ -370,7 +78,7 @@ parse_name(struct jctx *c, int t, const char *field, struct layout *l,
 	r->name[n] = '\0';
 	for (i = 0; i < idx; i++)
 		if (strcmp(l->regions[i].name, r->name) == 0) {
-			jerr(c, t, field, "\"%s\" is already the name of "
+			json_err(c, t, field, "\"%s\" is already the name of "
 			    "regions[%u]", r->name, i);
 			return -1;
 		}
@@ -378,67 +86,70 @@ parse_name(struct jctx *c, int t, const char *field, struct layout *l,
 }
 
 static int
-parse_region(struct jctx *c, int t, struct layout *l, unsigned int idx)
+parse_region(struct json *c, int t, struct layout *l, unsigned int idx)
 {
 	struct region	*r = &l->regions[idx];
 	char		 field[64], what[32];
+	const char	*s;
+	size_t		 n;
 	int		 k, key, val;
 
 	snprintf(what, sizeof(what), "regions[%u]", idx);
-	if (c->tok[t].type != JSMN_OBJECT) {
-		jerr(c, t, what, "must be an object");
+	if (json_type(c, t) != JSON_OBJECT) {
+		json_err(c, t, what, "must be an object");
 		return json_skip(c, t);
 	}
 	memset(r, 0, sizeof(*r));
 	r->g2h = r->h2g = -1;
 	r->vector = idx;
 	key = t + 1;
-	for (k = 0; k < c->tok[t].size; k++, key = json_skip(c, val)) {
+	for (k = 0; k < json_kids(c, t); k++, key = json_skip(c, val)) {
 		val = key + 1;
-		snprintf(field, sizeof(field), "%s.%.*s", what,
-		    c->tok[key].end - c->tok[key].start,
-		    c->js + c->tok[key].start);
+		s = json_text(c, key, &n);
+		snprintf(field, sizeof(field), "%s.%.*s", what, (int)n, s);
 		if (json_eq(c, key, "name")) {
 			if (r->name[0] != '\0')
-				jerr(c, key, field, "given twice");
+				json_err(c, key, field, "given twice");
 			else if (parse_name(c, val, field, l, idx) == -1)
 				r->name[0] = '?';
 		} else if (json_eq(c, key, "size")) {
 			if (r->size != 0)
-				jerr(c, key, field, "given twice");
-			else if (get_size(c, val, field, &r->size) == -1)
+				json_err(c, key, field, "given twice");
+			else if (json_size(c, val, field, &r->size) == -1)
 				r->size = 1;	/* reported; not missing */
 		} else if (json_eq(c, key, "align")) {
-			if (get_size(c, val, field, &r->align) == -1)
+			if (r->align != 0)
+				json_err(c, key, field, "given twice");
+			else if (json_size(c, val, field, &r->align) == -1)
 				r->align = 0;
 			else if ((r->align & (r->align - 1)) != 0) {
-				jerr(c, val, field, "must be a power of two");
+				json_err(c, val, field, "must be a power of two");
 				r->align = 0;
 			} else if (r->align > ALIGN_MAX) {
-				jerr(c, val, field, "must be at most 1G");
+				json_err(c, val, field, "must be at most 1G");
 				r->align = 0;
 			}
 		} else if (!json_eq(c, key, "comment"))
-			jerr(c, key, field, "unknown field");
+			json_err(c, key, field, "unknown field");
 	}
 	if (r->name[0] == '\0')
-		jerr(c, t, what, "missing field \"name\"");
+		json_err(c, t, what, "missing field \"name\"");
 	if (r->size == 0)
-		jerr(c, t, what, "missing field \"size\"");
+		json_err(c, t, what, "missing field \"size\"");
 	return key;
 }
 
 static int
-parse_regions(struct jctx *c, int t, struct layout *l)
+parse_regions(struct json *c, int t, struct layout *l)
 {
-	unsigned int	 i, n = c->tok[t].size;
+	unsigned int	 i, n = json_kids(c, t);
 
-	if (c->tok[t].type != JSMN_ARRAY) {
-		jerr(c, t, "regions", "must be an array");
+	if (json_type(c, t) != JSON_ARRAY) {
+		json_err(c, t, "regions", "must be an array");
 		return json_skip(c, t);
 	}
 	if (n == 0 || n > IVSHM_REGIONS_MAX) {
-		jerr(c, t, "regions", "must hold 1 to %d regions, not %u",
+		json_err(c, t, "regions", "must hold 1 to %d regions, not %u",
 		    IVSHM_REGIONS_MAX, n);
 		return json_skip(c, t);
 	}
@@ -453,6 +164,51 @@ parse_regions(struct jctx *c, int t, struct layout *l)
 	return t;
 }
 
+static void
+layout_fields(struct json *c, struct layout *l)
+{
+	const char	*s;
+	size_t		 n;
+	int		 k, key, val, seen = 0;
+
+	key = 1;
+	for (k = 0; k < json_kids(c, 0); k++, key = json_skip(c, val)) {
+		val = key + 1;
+		if (json_eq(c, key, "regions")) {
+			if (seen++)
+				json_err(c, key, "regions", "given twice");
+			else
+				parse_regions(c, val, l);
+		} else if (json_eq(c, key, "size")) {
+			if (l->minsize != 0)
+				json_err(c, key, "size", "given twice");
+			else if (json_size(c, val, "size", &l->minsize) == 0 &&
+			    (l->minsize & (l->minsize - 1)) != 0)
+				json_err(c, val, "size",
+				    "must be a power of two");
+		} else if (!json_eq(c, key, "comment")) {
+			s = json_text(c, key, &n);
+			json_err(c, key, "syntax", "unknown field \"%.*s\"",
+			    (int)n, s);
+		}
+	}
+	if (!seen)
+		json_err(c, 0, "regions", "missing field \"regions\"");
+}
+
+static int
+layout_json(struct layout *l, struct json *c)
+{
+	int	 errors;
+
+	l->file = c->file;
+	layout_fields(c, l);
+	errors = c->errors;
+	if (errors == 0 && layout_place(l) == -1)
+		errors++;
+	return errors ? -1 : 0;
+}
+
 /*
  * Parse and check a layout held in memory; name is used in messages.
  * Every error is reported; returns -1 if there was any.
@@ -460,98 +216,29 @@ parse_regions(struct jctx *c, int t, struct layout *l)
 int
 layout_parse(struct layout *l, const char *name, const char *js, size_t len)
 {
-	struct jctx	 c;
-	jsmn_parser	 p;
-	int		 r, k, key, val, seen = 0;
+	struct json	 c;
+	int		 rv;
 
-	memset(&c, 0, sizeof(c));
-	c.file = name;
-	c.js = js;
-	c.len = len;
 	l->file = name;
-	/* Count the tokens, then parse: only the second pass checks nesting. */
-	jsmn_init(&p);
-	if ((r = jsmn_parse(&p, js, len, NULL, 0)) > 0) {
-		if ((c.tok = calloc(r, sizeof(*c.tok))) == NULL)
-			err(1, NULL);
-		c.ntok = r;
-		jsmn_init(&p);
-		r = jsmn_parse(&p, js, len, c.tok, r);
-	}
-	if (r <= 0) {
-		if (r == 0)
-			fprintf(stderr, "%s: syntax: empty file\n", name);
-		else
-			jerr(&c, -(int)p.pos - 1, "syntax", "%s",
-			    r == JSMN_ERROR_PART ? "unexpected end of file" :
-			    "invalid JSON");
-		free(c.tok);
+	if (json_parse(&c, name, js, len) == -1)
 		return -1;
-	}
-	if (c.tok[0].type != JSMN_OBJECT)
-		jerr(&c, 0, "syntax", "the layout must be a JSON object");
-	else if (!gap_ok(js, c.tok[0].end, len, 0))
-		jerr(&c, -c.tok[0].end - 1, "syntax",
-		    "text after the end of the object");
-	else if (json_check(&c, 0) != -1) {
-		key = 1;
-		for (k = 0; k < c.tok[0].size; k++, key = json_skip(&c, val)) {
-			val = key + 1;
-			if (json_eq(&c, key, "regions")) {
-				if (seen++)
-					jerr(&c, key, "regions", "given twice");
-				else
-					parse_regions(&c, val, l);
-			} else if (json_eq(&c, key, "size")) {
-				if (get_size(&c, val, "size", &l->minsize) ==
-				    0 && (l->minsize & (l->minsize - 1)) != 0)
-					jerr(&c, val, "size",
-					    "must be a power of two");
-			} else if (!json_eq(&c, key, "comment"))
-				jerr(&c, key, "syntax", "unknown field "
-				    "\"%.*s\"", c.tok[key].end -
-				    c.tok[key].start, js + c.tok[key].start);
-		}
-		if (!seen)
-			jerr(&c, 0, "regions", "missing field \"regions\"");
-	}
-	free(c.tok);
-	if (c.errors == 0 && layout_place(l) == -1)
-		c.errors++;
-	return c.errors ? -1 : 0;
+	rv = layout_json(l, &c);
+	json_free(&c);
+	return rv;
 }
 
 /* Read and check a layout file. */
 int
 layout_load(struct layout *l, const char *file)
 {
-	char		*buf;
-	ssize_t		 n;
-	size_t		 len = 0;
-	int		 fd, rv;
+	struct json	 c;
+	int		 rv;
 
-	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1) {
-		warn("%s", file);
+	l->file = file;
+	if (json_load(&c, file) == -1)
 		return -1;
-	}
-	if ((buf = malloc(LAYOUT_FILE_MAX + 1)) == NULL)
-		err(1, NULL);
-	while ((n = read(fd, buf + len, LAYOUT_FILE_MAX + 1 - len)) > 0)
-		if ((len += n) > LAYOUT_FILE_MAX)
-			break;
-	close(fd);
-	if (n == -1) {
-		warn("%s", file);
-		free(buf);
-		return -1;
-	}
-	if (len > LAYOUT_FILE_MAX) {
-		warnx("%s: larger than %d bytes", file, LAYOUT_FILE_MAX);
-		free(buf);
-		return -1;
-	}
-	rv = layout_parse(l, file, buf, len);
-	free(buf);
+	rv = layout_json(l, &c);
+	json_free(&c);
 	return rv;
 }
 
@@ -589,7 +276,7 @@ layout_place(struct layout *l)
 		r->begin = off;
 		r->end = off + r->size;
 		off = (r->end + l->page - 1) & ~(l->page - 1);
-		if (off > SIZE_MAX_WINDOW) {
+		if (off > WINDOW_MAX) {
 			fprintf(stderr, "%s: regions[%u]: \"%s\" ends past "
 			    "the 1T limit of the window\n", l->file, i,
 			    r->name);

@@ -463,7 +463,7 @@ client_input(struct conn *c)
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		if (n == -1)
+		if (n == -1 && errno != ECONNRESET)
 			log_warn("client pid %ld: read", (long)c->pid);
 		else if (c->inlen != 0 || c->state != C_LEN)
 			log_info("client pid %ld: closed in mid-request",

@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include <endian.h>
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -136,7 +137,7 @@ static int			  nregions;
 static unsigned int		  nvectors;	/* regions in the layout */
 static unsigned char		 *header;	/* as read from the shm fd */
 static size_t			  hdrsize;
-static char			  tmpdir[PATH_MAX];
+static char			  tmpdir[256];	/* holds a socket: short */
 static struct qemu		  qemus[NQEMU];
 static volatile sig_atomic_t	  nqemus;	/* started, for the handlers */
 static int			  failed;
@@ -312,6 +313,9 @@ qemu_start(struct qemu *q, int n, int qtest)
 	q->n = n;
 	q->pid = -1;
 	q->qt = -1;
+	if ((q->in = malloc(4096)) == NULL)
+		err(1, NULL);
+	q->insize = 4096;
 	snprintf(q->errpath, sizeof(q->errpath), "%s/qemu-%d.err", tmpdir, n);
 	snprintf(qtpath, sizeof(qtpath), "%s/qtest-%d.sock", tmpdir, n);
 	snprintf(chardev, sizeof(chardev), "socket,path=%s,id=iv",
@@ -460,7 +464,7 @@ qemu_kill(struct qemu *q)
 		close(q->qt);
 		q->qt = -1;
 	}
-	if (q->pid == -1)
+	if (q->pid <= 0)
 		return;
 	kill(q->pid, SIGKILL);
 	if (!qemu_wait(q, IO_TIMEOUT))
@@ -542,17 +546,16 @@ qt_cmd(struct qemu *q, const char *fmt, ...)
 	if (deadline > q->deadline)
 		deadline = q->deadline;
 	for (off = 0; off < len; off += n) {
-		if (!readable(q->qt, 0) && now_ms() >= deadline)
-			goto timeout;
-		if ((n = write(q->qt, cmd + off, len - off)) == -1) {
-			if (errno == EAGAIN || errno == EINTR) {
-				n = 0;
-				sleep_ms(1);
-				continue;
-			}
+		if ((n = write(q->qt, cmd + off, len - off)) != -1)
+			continue;
+		if (errno != EAGAIN && errno != EINTR) {
 			warn("qemu %d: qtest write", q->n);
 			goto dead;
 		}
+		if (now_ms() >= deadline)
+			goto timeout;
+		n = 0;
+		sleep_ms(1);
 	}
 	cmd[len - 1] = '\0';
 
@@ -763,7 +766,7 @@ msix_setup(struct qemu *q)
 		return (-1);
 	check((v >> 16 & (MSIX_ENABLE | MSIX_FMASK)) == MSIX_ENABLE &&
 	    q->nvec == nvectors, q, "qemu %d: MSI-X enabled with one vector "
-	    "per region (%u, expected %u)", q->nvec, q->n, nvectors);
+	    "per region (%u, expected %u)", q->n, q->nvec, nvectors);
 	return (0);
 }
 
@@ -799,7 +802,8 @@ pba_expect(struct qemu *q, int vec)
 		if (pba_read(q, words) == -1)
 			return (-1);
 		for (bad = 0, i = 0; i < q->nvec; i++)
-			if ((words[i / 32] >> (i % 32) & 1) != ((int)i == vec))
+			if ((int)(words[i / 32] >> (i % 32) & 1) !=
+			    ((int)i == vec))
 				bad++;
 		if (bad == 0)
 			return (0);
@@ -881,18 +885,19 @@ vm_header(struct qemu *q)
 	unsigned char		*guest;
 	unsigned int		 v, k;
 	size_t			 i;
-	int			 ok, r;
+	int			 ok, r, valid;
 
 	if ((guest = malloc(hdrsize)) == NULL)
 		err(1, NULL);
 	hex = qt_cmd(q, "read 0x%jx 0x%zx", (uintmax_t)q->bar[2], hdrsize);
-	ok = hex != NULL && strncmp(hex, "0x", 2) == 0 &&
+	valid = hex != NULL && strncmp(hex, "0x", 2) == 0 &&
 	    strlen(hex) == 2 + 2 * hdrsize;
-	for (i = 0; ok && i < hdrsize; i++) {
+	for (i = 0; valid && i < hdrsize; i++) {
 		if (sscanf(hex + 2 + 2 * i, "%2x", &v) != 1)
-			ok = 0;
+			valid = 0;
 		guest[i] = v;
 	}
+	ok = valid;
 	if (ok && memcmp(guest, header, hdrsize) != 0) {
 		for (i = 0; guest[i] == header[i]; i++)
 			;
@@ -905,7 +910,7 @@ vm_header(struct qemu *q)
 	memcpy(&h, header, sizeof(h));
 	for (r = 0; r < nregions; r++) {
 		ok = 0;
-		for (k = 0; hex != NULL && k < le32toh(h.region_count); k++) {
+		for (k = 0; valid && k < le32toh(h.region_count); k++) {
 			memcpy(&e, guest + le32toh(h.region_offset) +
 			    k * sizeof(e), sizeof(e));
 			if (strncmp(e.name, regions[r].name,
@@ -1006,7 +1011,7 @@ share_mem(struct qemu *q, int r)
 	len = regions[r].end - regions[r].begin;
 	first = (volatile uint64_t *)maps[r];
 	last = (volatile uint64_t *)(maps[r] + len - 8);
-	tag = 0x4956534800000000ULL | (uint64_t)q->n << 16 | r;
+	tag = 0x4956534800000000ULL | (uint64_t)q->n << 16 | (uint64_t)r;
 
 	*first = 0;
 	if (qt_cmd(q, "writeq 0x%jx 0x%jx", (uintmax_t)(q->bar[2] +
@@ -1122,8 +1127,6 @@ client_setup(int argc, char *argv[])
 			warnx("%s: unknown region", argv[i]);
 		check(ok, NULL, "client gets region %s, its fds and header "
 		    "entry check out", argv[i]);
-		if (rv == -1)
-			return (-1);
 		if (!ok)
 			return (-1);
 		nregions = i + 1;
@@ -1131,7 +1134,6 @@ client_setup(int argc, char *argv[])
 	close(s);
 
 	nvectors = regions[0].nregions;
-	memcpy(&h, &header, 0);
 	if (pread(regions[0].shm, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		err(1, "pread header");
 	hdrsize = le32toh(h.header_size);
@@ -1170,6 +1172,10 @@ main(int argc, char *argv[])
 		usage();
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (ch = 0; ch < NQEMU; ch++) {
+		qemus[ch].pid = -1;
+		qemus[ch].qt = -1;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = SIG_IGN;
@@ -1184,7 +1190,9 @@ main(int argc, char *argv[])
 
 	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
 		tmp = "/tmp";
-	snprintf(tmpdir, sizeof(tmpdir), "%s/vmtest.XXXXXXXX", tmp);
+	if ((size_t)snprintf(tmpdir, sizeof(tmpdir), "%s/vmtest.XXXXXXXX",
+	    tmp) >= sizeof(tmpdir))
+		errx(1, "TMPDIR %s too long", tmp);
 	if (mkdtemp(tmpdir) == NULL)
 		err(1, "mkdtemp %s", tmpdir);
 	atexit(cleanup);

@@ -1,0 +1,209 @@
+/*
+ * sandbox.c: what the serving process gives up before it talks to
+ * anyone: root, the file system, resources, and all system calls but
+ * the few its poll loop makes.  seccomp-bpf on Linux, pledge(2) on
+ * OpenBSD, a warning elsewhere.  Never on the process that starts QEMU:
+ * a filter is inherited across fork and exec.
+ */
+
+#include <sys/types.h>
+#include <sys/resource.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ivserver.h"
+
+/*
+ * chroot to an empty directory and become user for good.  Called as
+ * root only; the check at the end is the one that matters.
+ */
+void
+sandbox_drop(const struct passwd *pw, const char *root)
+{
+	gid_t	 gid = pw->pw_gid;
+	uid_t	 uid = pw->pw_uid;
+
+	tzset();	/* before /etc/localtime is out of reach */
+	if (chroot(root) == -1)
+		fatal("chroot %s", root);
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	if (setgroups(0, NULL) == -1)
+		fatal("setgroups");
+	if (setresgid(gid, gid, gid) == -1)
+		fatal("setresgid %lu", (unsigned long)gid);
+	if (setresuid(uid, uid, uid) == -1)
+		fatal("setresuid %lu", (unsigned long)uid);
+	if (uid != 0 && (setuid(0) != -1 || seteuid(0) != -1))
+		fatalx("privileges could be regained after the drop");
+	if (getgid() != gid || getegid() != gid || getuid() != uid ||
+	    geteuid() != uid)
+		fatalx("privilege drop did not take");
+}
+
+/* No core files, no file growth, no new processes. */
+void
+sandbox_limits(void)
+{
+	struct rlimit	 rl;
+
+	rl.rlim_cur = rl.rlim_max = 0;
+	if (setrlimit(RLIMIT_CORE, &rl) == -1)
+		fatal("setrlimit RLIMIT_CORE");
+	if (setrlimit(RLIMIT_FSIZE, &rl) == -1)
+		fatal("setrlimit RLIMIT_FSIZE");
+	if (getuid() != 0 && setrlimit(RLIMIT_NPROC, &rl) == -1)
+		fatal("setrlimit RLIMIT_NPROC");
+}
+
+#if defined(__linux__)
+
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include <endian.h>
+#include <stddef.h>
+
+#if defined(__x86_64__)
+#define SC_ARCH		AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SC_ARCH		AUDIT_ARCH_AARCH64
+#elif defined(__i386__)
+#define SC_ARCH		AUDIT_ARCH_I386
+#elif defined(__arm__)
+#define SC_ARCH		AUDIT_ARCH_ARM
+#elif defined(__riscv) && __riscv_xlen == 64
+#define SC_ARCH		AUDIT_ARCH_RISCV64
+#endif
+
+#if BYTE_ORDER == LITTLE_ENDIAN
+#define SC_ARG_LO(n)	offsetof(struct seccomp_data, args[(n)])
+#else
+#define SC_ARG_LO(n)	(offsetof(struct seccomp_data, args[(n)]) + 4)
+#endif
+
+#define SC_NR		offsetof(struct seccomp_data, nr)
+#define SC_RET(v)	BPF_STMT(BPF_RET | BPF_K, (v))
+#define SC_ALLOW(nr)						\
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1),	\
+	SC_RET(SECCOMP_RET_ALLOW)
+#define SC_FAIL(nr, e)						\
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1),	\
+	SC_RET(SECCOMP_RET_ERRNO | ((e) & SECCOMP_RET_DATA))
+/* Allowed unless argument a has one of the bits in mask. */
+#define SC_ALLOW_UNLESS(nr, a, mask)				\
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 4),	\
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SC_ARG_LO(a)),	\
+	BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (mask), 1, 0),	\
+	SC_RET(SECCOMP_RET_ALLOW),				\
+	SC_RET(SECCOMP_RET_KILL_PROCESS)
+
+/*
+ * The serving process: its poll loop, malloc, logging to stderr or to
+ * syslog.  Calls libc makes on its own to reach the file system or to
+ * reconnect to syslog fail softly instead of killing.
+ */
+static const struct sock_filter filter[] = {
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+	    offsetof(struct seccomp_data, arch)),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SC_ARCH, 1, 0),
+	SC_RET(SECCOMP_RET_KILL_PROCESS),
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SC_NR),
+#if defined(__x86_64__) && defined(__X32_SYSCALL_BIT)
+	BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT, 0, 1),
+	SC_RET(SECCOMP_RET_KILL_PROCESS),
+#endif
+#ifdef __NR_open
+	SC_FAIL(__NR_open, EACCES),
+#endif
+	SC_FAIL(__NR_openat, EACCES),
+	SC_FAIL(__NR_socket, EACCES),
+	SC_FAIL(__NR_connect, EACCES),
+#ifdef __NR_poll
+	SC_ALLOW(__NR_poll),
+#endif
+	SC_ALLOW(__NR_ppoll),
+	SC_ALLOW(__NR_accept4),
+	SC_ALLOW(__NR_read),
+	SC_ALLOW(__NR_write),
+	SC_ALLOW(__NR_writev),
+	SC_ALLOW(__NR_recvmsg),
+	SC_ALLOW(__NR_sendmsg),
+	SC_ALLOW(__NR_sendto),
+	SC_ALLOW(__NR_getsockopt),
+	SC_ALLOW(__NR_close),
+	SC_ALLOW(__NR_fcntl),
+	SC_ALLOW(__NR_fstat),
+#ifdef __NR_newfstatat
+	SC_ALLOW(__NR_newfstatat),
+#endif
+	SC_ALLOW(__NR_clock_gettime),
+	SC_ALLOW(__NR_gettimeofday),
+	SC_ALLOW(__NR_getpid),
+	SC_ALLOW(__NR_getrandom),
+	SC_ALLOW(__NR_brk),
+	SC_ALLOW(__NR_munmap),
+	SC_ALLOW(__NR_mremap),
+	SC_ALLOW(__NR_madvise),
+	SC_ALLOW(__NR_futex),
+	SC_ALLOW(__NR_rt_sigreturn),
+	SC_ALLOW(__NR_rt_sigprocmask),
+	SC_ALLOW(__NR_restart_syscall),
+	SC_ALLOW(__NR_exit),
+	SC_ALLOW(__NR_exit_group),
+	SC_ALLOW_UNLESS(__NR_mmap, 2, PROT_EXEC),
+	SC_ALLOW_UNLESS(__NR_mprotect, 2, PROT_EXEC),
+	SC_RET(SECCOMP_RET_KILL_PROCESS)
+};
+
+/* Failing to install the filter is fatal: never run half-sandboxed. */
+void
+sandbox_enter(void)
+{
+#ifdef SC_ARCH
+	struct sock_fprog	 prog;
+
+	memset(&prog, 0, sizeof(prog));
+	prog.len = sizeof(filter) / sizeof(filter[0]);
+	prog.filter = (struct sock_filter *)(uintptr_t)filter;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl PR_SET_NO_NEW_PRIVS");
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == -1)
+		fatal("prctl PR_SET_SECCOMP");
+#else
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl PR_SET_NO_NEW_PRIVS");
+	log_warnx("no seccomp filter for this architecture: running "
+	    "without a system-call sandbox");
+#endif
+}
+
+#elif defined(__OpenBSD__)
+
+void
+sandbox_enter(void)
+{
+	if (pledge("stdio unix sendfd", NULL) == -1)
+		fatal("pledge");
+}
+
+#else
+
+void
+sandbox_enter(void)
+{
+	log_warnx("no system-call sandbox on this system");
+}
+
+#endif
