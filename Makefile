@@ -2,7 +2,7 @@
 # with BSD make and GNU make 4.
 
 PROG=		ivserver
-OBJS=		ivserver.o json.o layout.o proto.o sandbox.o
+OBJS=		ivserver.o json.o layout.o proto.o qemu.o sandbox.o
 
 PREFIX?=	/usr/local
 BINDIR?=	${PREFIX}/sbin
@@ -18,7 +18,7 @@ WARNFLAGS=	-std=c99 -pedantic -Wall -Wextra -Wstrict-prototypes \
 		-Wundef -Wwrite-strings
 OSFLAGS!=	[ "`uname -s`" = Linux ] && echo -D_GNU_SOURCE -DLIBBSD_OPENBSD_VIS || true
 BSD_CFLAGS!=	pkg-config --cflags libbsd-overlay 2>/dev/null || true
-BSD_LIBS!=	pkg-config --libs libbsd-overlay 2>/dev/null || true
+BSD_LIBS!=	pkg-config --libs libbsd-ctor libbsd-overlay 2>/dev/null || true
 ALLCFLAGS=	${WARNFLAGS} ${OSFLAGS} ${BSD_CFLAGS} ${CPPFLAGS} ${CFLAGS}
 
 all: ${PROG}

@@ -7,19 +7,24 @@
 
 #include <sys/types.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ivserver.h"
@@ -27,6 +32,9 @@
 #define MAXCLIENTS_DEFAULT	1024
 #define TIMEOUT_DEFAULT		10	/* seconds */
 #define RUNDIR_ROOT		"/run/ivserver"
+#define CHROOT_DIR		"/var/empty"
+#define USER_DEFAULT		"_ivserver"
+#define USER_FALLBACK		"nobody"
 
 /* conf/layout.json, compiled in. */
 static const char builtin_layout[] = {
@@ -146,10 +154,11 @@ fatalx(const char *fmt, ...)
 static __dead void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-dnv] [-c maxclients] [-f layout] "
-	    "[-g group]\n"
-	    "\t[-M shmname | -m hugetlbdir] [-q qemu-socket] "
-	    "[-s client-socket]\n\t[-t timeout]\n", getprogname());
+	fprintf(stderr, "usage: %s [-dnv] [-a allow] [-c maxclients] "
+	    "[-f layout] [-g group]\n"
+	    "\t[-M shmname | -m hugetlbdir] [-Q qemu-config] "
+	    "[-q qemu-socket]\n"
+	    "\t[-s client-socket] [-t timeout] [-u user]\n", getprogname());
 	exit(1);
 }
 
@@ -170,6 +179,10 @@ signals_init(void)
 	struct sigaction	 sa;
 	int			 i;
 
+	if (sigpipe[0] != -1) {
+		close(sigpipe[0]);
+		close(sigpipe[1]);
+	}
 	if (pipe(sigpipe) == -1)
 		err(1, "pipe");
 	for (i = 0; i < 2; i++)
@@ -182,6 +195,7 @@ signals_init(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 }
@@ -191,7 +205,7 @@ signals_init(void)
  * else one private to the user.  It must not be writable by others.
  */
 static const char *
-rundir(void)
+rundir(int nflag)
 {
 	static char	 dir[PATH_MAX];
 	const char	*xdg = getenv("XDG_RUNTIME_DIR");
@@ -210,6 +224,8 @@ rundir(void)
 		    (unsigned long)uid);
 	if (n < 0 || (size_t)n >= sizeof(dir))
 		errx(1, "runtime directory path too long");
+	if (nflag)
+		return dir;
 	if (mkdir(dir, uid == 0 ? 0755 : 0700) == -1 && errno != EEXIST)
 		err(1, "%s", dir);
 	if (lstat(dir, &st) == -1)
@@ -223,7 +239,7 @@ rundir(void)
 
 /* Socket paths are kept absolute: the daemon changes to /. */
 static const char *
-sockpath(const char *path, const char *name)
+sockpath(const char *path, const char *name, int nflag)
 {
 	char	 buf[PATH_MAX], cwd[PATH_MAX];
 	int	 n;
@@ -232,7 +248,7 @@ sockpath(const char *path, const char *name)
 	if (path != NULL && path[0] == '/')
 		return path;
 	if (path == NULL)
-		n = snprintf(buf, sizeof(buf), "%s/%s", rundir(), name);
+		n = snprintf(buf, sizeof(buf), "%s/%s", rundir(nflag), name);
 	else {
 		if (getcwd(cwd, sizeof(cwd)) == NULL)
 			err(1, "getcwd");
@@ -272,25 +288,209 @@ group_id(const char *name)
 	return gid;
 }
 
+/* -a: a user name or uid, or :group or :gid. */
+static void
+allow_add(struct server *srv, const char *who)
+{
+	struct passwd	*pw;
+	const char	*errstr;
+	uid_t		 uid;
+
+	if (who[0] == ':') {
+		srv->allow_gid = reallocarray(srv->allow_gid,
+		    srv->nallow_gid + 1, sizeof(gid_t));
+		if (srv->allow_gid == NULL)
+			err(1, NULL);
+		srv->allow_gid[srv->nallow_gid++] = group_id(who + 1);
+		return;
+	}
+	if ((pw = getpwnam(who)) != NULL)
+		uid = pw->pw_uid;
+	else {
+		uid = (uid_t)strtonum(who, 0, INT_MAX, &errstr);
+		if (errstr != NULL)
+			errx(1, "-a %s: no such user", who);
+	}
+	srv->allow_uid = reallocarray(srv->allow_uid, srv->nallow_uid + 1,
+	    sizeof(uid_t));
+	if (srv->allow_uid == NULL)
+		err(1, NULL);
+	srv->allow_uid[srv->nallow_uid++] = uid;
+}
+
+/* The user the server runs as when started as root. */
+static struct passwd *
+server_user(const char *name)
+{
+	static struct passwd	 copy;
+	struct passwd		*pw;
+
+	if (geteuid() != 0) {
+		if (name != NULL)
+			errx(1, "-u %s: only root can change user", name);
+		return NULL;
+	}
+	if (name != NULL) {
+		if ((pw = getpwnam(name)) == NULL)
+			errx(1, "-u %s: no such user", name);
+	} else if ((pw = getpwnam(USER_DEFAULT)) == NULL &&
+	    (pw = getpwnam(USER_FALLBACK)) == NULL)
+		errx(1, "no user %s or %s to run as: use -u", USER_DEFAULT,
+		    USER_FALLBACK);
+	if (pw->pw_uid == 0)
+		errx(1, "%s: will not serve as root", pw->pw_name);
+	copy = *pw;		/* only the ids are used */
+	if (mkdir(CHROOT_DIR, 0755) == -1 && errno != EEXIST)
+		err(1, "%s", CHROOT_DIR);
+	return &copy;
+}
+
+/*
+ * The serving process: gives up root, the file system and all but a
+ * few system calls, then serves until told to stop.  It never returns
+ * and never unlinks anything: the parent cleans up.
+ */
+static __dead void
+server_main(struct server *srv, struct passwd *pw, int ipc)
+{
+	int	 rv;
+
+	setproctitle("server");
+	srv->qemu.made = srv->client.made = 0;
+	srv->ipcfd = ipc;
+	if (fcntl(ipc, F_SETFL, O_NONBLOCK) == -1)
+		fatal("fcntl");
+	signals_init();
+	srv->sigfd = sigpipe[0];
+	if (pw != NULL)
+		sandbox_drop(pw, CHROOT_DIR);
+	sandbox_limits();
+	sandbox_enter();
+	rv = proto_loop(srv);
+	/* _exit: no atexit handlers, none of which the sandbox allows. */
+	_exit(rv == 0 ? 0 : 1);
+}
+
+/* Tell the server which QEMU may attach. */
+static void
+tell_server(int ipc, pid_t pid)
+{
+	int32_t	 p = (int32_t)pid;
+
+	if (write(ipc, &p, sizeof(p)) != sizeof(p))
+		log_warn("telling the server QEMU's pid");
+}
+
+static void
+stop_server(pid_t child)
+{
+	struct timespec	 ts = { 0, 10 * 1000000 };
+	int		 i, status;
+
+	(void)kill(child, SIGTERM);
+	for (i = 0; i < 500; i++) {
+		if (waitpid(child, &status, WNOHANG) != 0)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	log_warnx("server pid %ld did not stop: SIGKILL", (long)child);
+	(void)kill(child, SIGKILL);
+	(void)waitpid(child, &status, 0);
+}
+
+/* Reap children; returns 1 if the server died. */
+static int
+reap(struct qemu *q, pid_t child)
+{
+	pid_t	 pid;
+	int	 status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == child) {
+			if (WIFSIGNALED(status))
+				log_warnx("server process killed by signal %d",
+				    WTERMSIG(status));
+			else
+				log_warnx("server process exited with status "
+				    "%d", WEXITSTATUS(status));
+			return 1;
+		}
+		if (pid == q->pid)
+			qemu_exited(q, status);
+	}
+	return 0;
+}
+
+/*
+ * The privileged parent: starts and supervises QEMU, relays the stop
+ * signals.  If the server dies, QEMU cannot reconnect to a new one, so
+ * QEMU is stopped too and ivserver exits with an error.
+ */
+static int
+parent_main(struct qemu *q, pid_t child, int ipc)
+{
+	struct pollfd	 pfd;
+	unsigned char	 sig;
+	pid_t		 pid;
+	int		 rv = -1;
+
+	setproctitle("parent");
+	if (q->binary != NULL && (pid = qemu_start(q)) != -1)
+		tell_server(ipc, pid);
+	pfd.fd = sigpipe[0];
+	pfd.events = POLLIN;
+	while (rv == -1) {
+		if (poll(&pfd, 1, qemu_timeout(q)) == -1 && errno != EINTR)
+			fatal("poll");
+		while (rv == -1 && read(sigpipe[0], &sig, 1) == 1) {
+			if (sig == SIGTERM || sig == SIGINT) {
+				log_info("received signal %d, exiting", sig);
+				rv = 0;
+			} else if (sig == SIGHUP)
+				log_info("SIGHUP ignored: the layout is fixed "
+				    "for the life of the server");
+			else if (sig == SIGCHLD && reap(q, child)) {
+				child = -1;
+				rv = 1;
+			}
+		}
+		if (rv == -1 && (pid = qemu_due(q)) != -1)
+			tell_server(ipc, pid);
+	}
+	qemu_stop(q);
+	if (child != -1)
+		stop_server(child);
+	return rv;
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct layout	 layout;
 	struct server	 srv;
+	struct qemu	 qemu;
+	struct passwd	*pw;
 	const char	*file = NULL, *qpath = NULL, *cpath = NULL;
-	const char	*errstr;
+	const char	*qconf = NULL, *user = NULL, *errstr;
 	gid_t		 gid = (gid_t)-1;
-	int		 ch, dflag = 0, nflag = 0, verbose = 0, rv;
+	mode_t		 mode;
+	pid_t		 child;
+	int		 ch, dflag = 0, nflag = 0, verbose = 0, rv, ipc[2];
 
 	memset(&layout, 0, sizeof(layout));
 	layout.shmfd = -1;
 	memset(&srv, 0, sizeof(srv));
-	srv.qemu.fd = srv.client.fd = -1;
+	srv.qemu.fd = srv.client.fd = srv.ipcfd = -1;
 	srv.maxclients = MAXCLIENTS_DEFAULT;
 	srv.timeout = TIMEOUT_DEFAULT * 1000;
+	memset(&qemu, 0, sizeof(qemu));
+	qemu.pid = -1;
 
-	while ((ch = getopt(argc, argv, "c:df:g:M:m:nq:s:t:v")) != -1) {
+	while ((ch = getopt(argc, argv, "a:c:df:g:M:m:nQ:q:s:t:u:v")) != -1) {
 		switch (ch) {
+		case 'a':
+			allow_add(&srv, optarg);
+			break;
 		case 'c':
 			srv.maxclients = strtonum(optarg, 1, 65536, &errstr);
 			if (errstr != NULL)
@@ -320,6 +520,9 @@ main(int argc, char *argv[])
 		case 'n':
 			nflag = 1;
 			break;
+		case 'Q':
+			qconf = optarg;
+			break;
 		case 'q':
 			qpath = optarg;
 			break;
@@ -330,6 +533,9 @@ main(int argc, char *argv[])
 			srv.timeout = strtonum(optarg, 1, 3600, &errstr) * 1000;
 			if (errstr != NULL)
 				errx(1, "-t %s: %s", optarg, errstr);
+			break;
+		case 'u':
+			user = optarg;
 			break;
 		case 'v':
 			verbose++;
@@ -345,6 +551,7 @@ main(int argc, char *argv[])
 		errx(1, "-M %s: the name must be one '/' and a file name",
 		    layout.shmname);
 
+	/* Parse and check: -n needs no privileges and touches nothing. */
 	if (layout_backing(&layout) == -1)
 		exit(1);
 	if (file != NULL)
@@ -354,30 +561,36 @@ main(int argc, char *argv[])
 		    sizeof(builtin_layout));
 	if (rv == -1)
 		errx(1, "%s: invalid layout", layout.file);
+	srv.layout = &layout;
+	srv.qemu.path = sockpath(qpath, "qemu.sock", nflag);
+	srv.client.path = sockpath(cpath, "client.sock", nflag);
+	if (qconf != NULL && qemu_load(&qemu, qconf, srv.qemu.path,
+	    layout.nregions) == -1)
+		errx(1, "%s: invalid QEMU configuration", qconf);
 	if (nflag) {
 		layout_print(&layout);
+		if (qconf != NULL)
+			qemu_print(&qemu);
+		qemu_free(&qemu);
 		layout_free(&layout);
 		return 0;
 	}
+	pw = server_user(user);
+	srv.launched = qemu.binary != NULL;
 
-	srv.layout = &layout;
-	srv.qemu.path = sockpath(qpath, "qemu.sock");
-	srv.client.path = sockpath(cpath, "client.sock");
+	/* Set up what both processes need, while still privileged. */
 	raise_nofile();
 	log_init(1, verbose);
 	signals_init();
-	srv.sigfd = sigpipe[0];
-
+	mode = gid == (gid_t)-1 ? 0600 : 0660;
 	/*
 	 * The client socket first: probing a live server there costs it
 	 * a silent connection, while a probe of its QEMU socket looks
 	 * like a VM arriving.
 	 */
-	if (proto_listen(&srv.client, gid == (gid_t)-1 ? 0600 : 0660, gid) ==
-	    -1)
+	if (proto_listen(&srv.client, mode, gid) == -1)
 		exit(1);
-	if (proto_listen(&srv.qemu, gid == (gid_t)-1 ? 0600 : 0660, gid) ==
-	    -1) {
+	if (proto_listen(&srv.qemu, mode, gid) == -1) {
 		proto_unlisten(&srv.client);
 		exit(1);
 	}
@@ -396,10 +609,29 @@ main(int argc, char *argv[])
 	    layout.nregions, (uintmax_t)layout.size, srv.qemu.path,
 	    srv.client.path);
 
-	rv = proto_loop(&srv);
+	/* Split: the server drops everything, the parent keeps nothing. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ipc) == -1)
+		fatal("socketpair");
+	if ((child = fork()) == -1)
+		fatal("fork");
+	if (child == 0) {
+		close(ipc[0]);
+		server_main(&srv, pw, ipc[1]);
+	}
+	close(ipc[1]);
+	close(srv.qemu.fd);
+	close(srv.client.fd);
+	srv.qemu.fd = srv.client.fd = -1;
+	layout_forget(&layout);
 
+	rv = parent_main(&qemu, child, ipc[0]);
+
+	close(ipc[0]);
 	proto_unlisten(&srv.qemu);
 	proto_unlisten(&srv.client);
 	layout_free(&layout);
-	return rv == 0 ? 0 : 1;
+	qemu_free(&qemu);
+	free(srv.allow_uid);
+	free(srv.allow_gid);
+	return rv;
 }

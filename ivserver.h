@@ -64,8 +64,41 @@ struct server {
 	struct listener	 qemu;
 	struct listener	 client;
 	int		 sigfd;		/* read end of the signal pipe */
+	int		 ipcfd;		/* from the parent: QEMU's pid */
 	unsigned int	 maxclients;
 	int		 timeout;	/* client deadline, milliseconds */
+	int		 launched;	/* only the launched QEMU may attach */
+	pid_t		 qemu_pid;
+	uid_t		*allow_uid;	/* if any list is set, only these */
+	size_t		 nallow_uid;
+	gid_t		*allow_gid;
+	size_t		 nallow_gid;
+};
+
+enum respawn {
+	RESPAWN_NO,
+	RESPAWN_FAILURE,
+	RESPAWN_ALWAYS
+};
+
+struct qemu {
+	const char	*file;
+	char		*binary;	/* NULL: ivserver launches no QEMU */
+	char		**args;
+	size_t		 nargs;
+	char		*pciaddr;
+	enum respawn	 respawn;
+	unsigned int	 respawn_limit;	/* 0: none */
+	unsigned int	 respawn_delay;	/* seconds, doubled per quick exit */
+	unsigned int	 stop_timeout;	/* seconds before SIGKILL */
+	char		**argv;
+	size_t		 nargv;
+	pid_t		 pid;
+	int64_t		 started;	/* ms */
+	int64_t		 restart_at;	/* ms, or 0 */
+	unsigned int	 backoff;
+	unsigned int	 respawns;
+	int		 stopping;
 };
 
 enum json_type {
@@ -124,10 +157,21 @@ int	layout_load(struct layout *, const char *);
 void	layout_print(const struct layout *);
 int	layout_open_shm(struct layout *);
 void	layout_close_shm(struct layout *);
+void	layout_forget(struct layout *);
 void	layout_free(struct layout *);
 int	layout_eventfds(struct layout *);
 int	layout_backing(struct layout *);
 struct region *layout_find(const struct layout *, const char *, size_t);
+
+/* qemu.c */
+int	qemu_load(struct qemu *, const char *, const char *, unsigned int);
+void	qemu_print(const struct qemu *);
+void	qemu_free(struct qemu *);
+pid_t	qemu_start(struct qemu *);
+void	qemu_exited(struct qemu *, int);
+int	qemu_timeout(const struct qemu *);
+pid_t	qemu_due(struct qemu *);
+void	qemu_stop(struct qemu *);
 
 /* sandbox.c */
 struct passwd;

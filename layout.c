@@ -563,18 +563,32 @@ layout_eventfds(struct layout *l)
 	return 0;
 }
 
+/*
+ * Close the window and the eventfds but remember a named shm, which
+ * layout_free then unlinks: what the parent keeps.
+ */
 void
-layout_free(struct layout *l)
+layout_forget(struct layout *l)
 {
 	unsigned int	 i;
 
-	layout_close_shm(l);
+	if (l->shmfd != -1)
+		close(l->shmfd);
+	l->shmfd = -1;
 	for (i = 0; i < l->nregions; i++) {
 		if (l->regions[i].g2h != -1)
 			close(l->regions[i].g2h);
 		if (l->regions[i].h2g != -1)
 			close(l->regions[i].h2g);
+		l->regions[i].g2h = l->regions[i].h2g = -1;
 	}
+}
+
+void
+layout_free(struct layout *l)
+{
+	layout_forget(l);
+	layout_close_shm(l);
 	free(l->regions);
 	l->regions = NULL;
 	l->nregions = 0;

@@ -96,17 +96,36 @@ now_ms(void)
 }
 
 static void
-peer_cred(int fd, pid_t *pid, uid_t *uid)
+peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid)
 {
 	struct ucred	 uc;
 	socklen_t	 len = sizeof(uc);
 
 	*pid = -1;
 	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0) {
 		*pid = uc.pid;
 		*uid = uc.uid;
+		*gid = uc.gid;
 	}
+}
+
+/* With no allow list, the socket's file mode is the only gate. */
+static int
+allowed(uid_t uid, gid_t gid)
+{
+	size_t	 i;
+
+	if (srv->nallow_uid == 0 && srv->nallow_gid == 0)
+		return 1;
+	for (i = 0; i < srv->nallow_uid; i++)
+		if (srv->allow_uid[i] == uid)
+			return 1;
+	for (i = 0; i < srv->nallow_gid; i++)
+		if (srv->allow_gid[i] == gid)
+			return 1;
+	return 0;
 }
 
 /*
@@ -312,6 +331,7 @@ vm_accept(void)
 {
 	struct peer	*p;
 	uid_t		 uid;
+	gid_t		 gid;
 	int		 s;
 
 	if ((s = accept4(srv->qemu.fd, NULL, NULL,
@@ -331,8 +351,19 @@ vm_accept(void)
 	}
 	p->fd = s;
 	STAILQ_INIT(&p->outq);
-	peer_cred(s, &p->pid, &uid);
+	peer_cred(s, &p->pid, &uid, &gid);
 	TAILQ_INSERT_TAIL(&peers, p, entry);
+	if (srv->launched) {
+		if (p->pid != srv->qemu_pid || p->pid <= 0) {
+			peer_refuse(p, "not the QEMU ivserver launched");
+			return;
+		}
+	} else if (!allowed(uid, gid)) {
+		log_warnx("VM (pid %ld uid %ld gid %ld) refused: not in the "
+		    "allow list", (long)p->pid, (long)uid, (long)gid);
+		peer_refuse(p, "not allowed");
+		return;
+	}
 	if (nvms >= 1) {
 		peer_refuse(p, "a VM is already attached");
 		return;
@@ -389,6 +420,7 @@ static void
 client_accept(void)
 {
 	struct conn	*c;
+	gid_t		 gid;
 	int		 s;
 	uint32_t	 v = htole32(IVSHM_CLIENT_VERSION);
 
@@ -408,7 +440,14 @@ client_accept(void)
 		return;
 	}
 	c->fd = s;
-	peer_cred(s, &c->pid, &c->uid);
+	peer_cred(s, &c->pid, &c->uid, &gid);
+	if (!allowed(c->uid, gid)) {
+		log_warnx("client pid %ld uid %ld gid %ld refused: not in the "
+		    "allow list", (long)c->pid, (long)c->uid, (long)gid);
+		close(s);
+		free(c);
+		return;
+	}
 	log_debug("client pid %ld uid %ld connected", (long)c->pid,
 	    (long)c->uid);
 	TAILQ_INSERT_TAIL(&conns, c, entry);
@@ -514,6 +553,7 @@ client_output(struct conn *c)
 
 enum pfdkind {
 	PFD_SIGNAL,
+	PFD_PARENT,
 	PFD_QEMU,
 	PFD_CLIENT,
 	PFD_PEER,
@@ -564,6 +604,8 @@ loop_build(int *timeout)
 	size_t		 n = 0;
 
 	n = pfd_add(n, srv->sigfd, POLLIN, PFD_SIGNAL, NULL);
+	if (srv->ipcfd != -1)
+		n = pfd_add(n, srv->ipcfd, POLLIN, PFD_PARENT, NULL);
 	if (accept_resume > now)
 		next = accept_resume;
 	else {
@@ -637,6 +679,28 @@ loop_signal(void)
 	return 0;
 }
 
+/*
+ * The parent tells the pid of each QEMU it starts.  Its end of the
+ * channel closing means it is gone: so is the reason to serve.
+ */
+static int
+loop_parent(void)
+{
+	int32_t	 pid;
+	ssize_t	 n;
+
+	n = read(srv->ipcfd, &pid, sizeof(pid));
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n != sizeof(pid)) {
+		log_warnx("the parent process is gone; exiting");
+		return 1;
+	}
+	srv->qemu_pid = pid;
+	log_debug("QEMU pid %ld is the one to admit", (long)pid);
+	return 0;
+}
+
 static void
 loop_dispatch(size_t i)
 {
@@ -646,6 +710,7 @@ loop_dispatch(size_t i)
 
 	switch (ref[i].kind) {
 	case PFD_SIGNAL:
+	case PFD_PARENT:
 		break;
 	case PFD_QEMU:
 		vm_accept();
@@ -736,6 +801,12 @@ proto_loop(struct server *s)
 		}
 		if (pfd[0].revents & POLLIN && loop_signal())
 			break;
+		/* Before any accept: it may name the QEMU knocking. */
+		if (ref[1].kind == PFD_PARENT && pfd[1].revents != 0 &&
+		    loop_parent()) {
+			rv = -1;
+			break;
+		}
 		for (i = 1; i < n; i++)
 			if (pfd[i].revents != 0)
 				loop_dispatch(i);

@@ -47,7 +47,11 @@ sandbox_drop(const struct passwd *pw, const char *root)
 		fatalx("privilege drop did not take");
 }
 
-/* No core files, no file growth, no new processes. */
+/*
+ * No core files and no new processes.  RLIMIT_FSIZE stays: stderr may
+ * be a log file that grows, and the filter already forbids opening
+ * anything new.
+ */
 void
 sandbox_limits(void)
 {
@@ -56,8 +60,6 @@ sandbox_limits(void)
 	rl.rlim_cur = rl.rlim_max = 0;
 	if (setrlimit(RLIMIT_CORE, &rl) == -1)
 		fatal("setrlimit RLIMIT_CORE");
-	if (setrlimit(RLIMIT_FSIZE, &rl) == -1)
-		fatal("setrlimit RLIMIT_FSIZE");
 	if (getuid() != 0 && setrlimit(RLIMIT_NPROC, &rl) == -1)
 		fatal("setrlimit RLIMIT_NPROC");
 }

@@ -370,7 +370,8 @@ check_header(struct ivclient_region *r)
 	tabend = off + (uint64_t)count * sizeof(e);
 	if (le32toh(h.region_size) != sizeof(e) || count == 0 ||
 	    count > IVSHM_REGIONS_MAX || off < sizeof(h) ||
-	    tabend > le32toh(h.header_size) || tabend > r->size) {
+	    tabend > le32toh(h.header_size) ||
+	    le32toh(h.header_size) > r->size) {
 		warnx("%s: bad region table in the header", r->name);
 		return (-1);
 	}

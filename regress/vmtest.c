@@ -38,12 +38,14 @@
 
 #include "ivclient.h"
 
-#define IO_TIMEOUT	5000		/* ms: a qtest reply, an event */
+#define IO_TIMEOUT	5000		/* ms: a qtest reply */
+#define EVENT_TIMEOUT	2000		/* ms: an eventfd or a PBA bit */
 #define START_TIMEOUT	20000		/* ms: QEMU start to qtest */
 #define EXIT_TIMEOUT	15000		/* ms: a refused QEMU to exit */
 #define QEMU_LIFETIME	120000		/* ms: any one QEMU */
 #define WATCHDOG	600		/* s: the whole test */
 #define NQEMU		3
+#define MAXARGS		32
 
 #define PCI_SLOT	4
 #define PCI_ID		0x11101af4	/* 1af4:1110, ivshmem */
@@ -92,11 +94,13 @@ static void	 sleep_ms(int);
 static int	 readable(int, int);
 static void	 check(int, struct qemu *, const char *, ...)
 		    __attribute__((__format__(__printf__, 3, 4)));
+static void	 kill_all(void);
 static void	 on_alarm(int);
 static void	 on_signal(int);
 static void	 cleanup(void);
 static const char *optescape(const char *);
 static int	 listen_unix(const char *);
+static void	 argv_add(char **, int *, const char *);
 static int	 qemu_start(struct qemu *, int, int);
 static int	 qemu_accept(struct qemu *, int);
 static int	 qemu_exited(struct qemu *);
@@ -128,6 +132,14 @@ static void	 vm_refused(struct qemu *, struct qemu *);
 static void	 vm_restart(struct qemu *, struct qemu *);
 static int	 client_setup(int, char **);
 
+/*
+ * -S: no guest CPU ever runs.  TCG, as KVM may be missing and some
+ * builds (Debian's 7.2) have no qtest accelerator.
+ */
+static const char *const	  qemu_args[] = {
+	"-M", "pc", "-accel", "tcg", "-S", "-nodefaults", "-display", "none",
+	"-m", "64", NULL
+};
 static const char		 *qemubin = "qemu-system-x86_64";
 static const char		 *qemusock;
 static const char		 *clientsock;
@@ -205,20 +217,30 @@ check(int ok, struct qemu *q, const char *fmt, ...)
 }
 
 /*
- * The handlers only kill the QEMUs and leave: the temporary files are
- * the caller's to remove, as vm.sh does with its whole directory.
+ * From a signal handler: kill every QEMU and remove what they leave,
+ * with async-signal-safe calls only.  A qtest socket is gone already.
  */
+static void
+kill_all(void)
+{
+	int	i;
+
+	for (i = 0; i < nqemus; i++) {
+		if (qemus[i].pid > 0)
+			kill(qemus[i].pid, SIGKILL);
+		unlink(qemus[i].errpath);
+	}
+	rmdir(tmpdir);
+}
+
 static void
 on_alarm(int sig)
 {
 	static const char	msg[] = "not ok - vmtest ends within the "
 				    "watchdog time\n";
-	int			i;
 
 	(void)sig;
-	for (i = 0; i < nqemus; i++)
-		if (qemus[i].pid > 0)
-			kill(qemus[i].pid, SIGKILL);
+	kill_all();
 	write(STDOUT_FILENO, msg, sizeof(msg) - 1);
 	_exit(1);
 }
@@ -226,12 +248,8 @@ on_alarm(int sig)
 static void
 on_signal(int sig)
 {
-	int	i;
-
 	(void)sig;
-	for (i = 0; i < nqemus; i++)
-		if (qemus[i].pid > 0)
-			kill(qemus[i].pid, SIGKILL);
+	kill_all();
 	_exit(1);
 }
 
@@ -296,6 +314,17 @@ listen_unix(const char *path)
 	return (s);
 }
 
+/* execvp(3) takes writable strings: hand it copies. */
+static void
+argv_add(char **argv, int *argc, const char *s)
+{
+	if (*argc >= MAXARGS - 1)
+		errx(1, "too many QEMU arguments");
+	if ((argv[(*argc)++] = strdup(s)) == NULL)
+		err(1, NULL);
+	argv[*argc] = NULL;
+}
+
 /*
  * Start QEMU number n, with qtest or without: a QEMU the server should
  * refuse needs none.  Its stderr goes to a file, shown on failure.
@@ -305,8 +334,8 @@ qemu_start(struct qemu *q, int n, int qtest)
 {
 	char	 chardev[3 * PATH_MAX], device[128], qtpath[PATH_MAX];
 	char	 qtarg[3 * PATH_MAX];
-	char	*argv[32];
-	int	 argc = 0, errfd, ls = -1, nullfd;
+	char	*argv[MAXARGS];
+	int	 argc = 0, errfd = -1, i, ls = -1, nullfd = -1;
 	pid_t	 pid;
 
 	memset(q, 0, sizeof(*q));
@@ -317,6 +346,7 @@ qemu_start(struct qemu *q, int n, int qtest)
 		err(1, NULL);
 	q->insize = 4096;
 	snprintf(q->errpath, sizeof(q->errpath), "%s/qemu-%d.err", tmpdir, n);
+	nqemus = n;	/* for cleanup, from now on */
 	snprintf(qtpath, sizeof(qtpath), "%s/qtest-%d.sock", tmpdir, n);
 	snprintf(chardev, sizeof(chardev), "socket,path=%s,id=iv",
 	    optescape(qemusock));
@@ -325,31 +355,22 @@ qemu_start(struct qemu *q, int n, int qtest)
 	    "ivshmem-doorbell,chardev=iv,vectors=%u,addr=%d", nvectors,
 	    PCI_SLOT);
 
-	argv[argc++] = (char *)qemubin;
-	argv[argc++] = "-M";
-	argv[argc++] = "pc";
-	argv[argc++] = "-accel";
-	argv[argc++] = "tcg";
-	argv[argc++] = "-S";
-	argv[argc++] = "-nodefaults";
-	argv[argc++] = "-display";
-	argv[argc++] = "none";
-	argv[argc++] = "-m";
-	argv[argc++] = "64";
+	argv_add(argv, &argc, qemubin);
+	for (i = 0; qemu_args[i] != NULL; i++)
+		argv_add(argv, &argc, qemu_args[i]);
 	if (qtest) {
-		argv[argc++] = "-qtest";
-		argv[argc++] = qtarg;
-		argv[argc++] = "-qtest-log";
-		argv[argc++] = "none";
+		argv_add(argv, &argc, "-qtest");
+		argv_add(argv, &argc, qtarg);
+		argv_add(argv, &argc, "-qtest-log");
+		argv_add(argv, &argc, "none");
 	}
-	argv[argc++] = "-chardev";
-	argv[argc++] = chardev;
-	argv[argc++] = "-device";
-	argv[argc++] = device;
-	argv[argc] = NULL;
+	argv_add(argv, &argc, "-chardev");
+	argv_add(argv, &argc, chardev);
+	argv_add(argv, &argc, "-device");
+	argv_add(argv, &argc, device);
 
 	if (qtest && (ls = listen_unix(qtpath)) == -1)
-		return (-1);
+		goto fail;
 	errfd = open(q->errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	nullfd = open("/dev/null", O_RDONLY);
 	if (errfd == -1 || nullfd == -1) {
@@ -376,9 +397,10 @@ qemu_start(struct qemu *q, int n, int qtest)
 	}
 	close(errfd);
 	close(nullfd);
+	for (i = 0; i < argc; i++)
+		free(argv[i]);
 	q->pid = pid;
 	q->deadline = now_ms() + QEMU_LIFETIME;
-	nqemus = n;
 	if (!qtest)
 		return (0);
 	if (qemu_accept(q, ls) == -1) {
@@ -391,6 +413,8 @@ qemu_start(struct qemu *q, int n, int qtest)
 	unlink(qtpath);
 	return (0);
 fail:
+	for (i = 0; i < argc; i++)
+		free(argv[i]);
 	if (errfd != -1)
 		close(errfd);
 	if (nullfd != -1)
@@ -664,12 +688,12 @@ bar_probe(struct qemu *q, int bar, uint64_t *size, int *is64)
 	if (*is64 && (cfg_write(q, reg + 4, 0xffffffff) == -1 ||
 	    cfg_read(q, reg + 4, &hi) == -1))
 		return (-1);
-	if ((lo & ~0xfU) == 0 || (lo & 1) != 0) {
+	mask = (uint64_t)hi << 32 | (lo & ~0xfU);
+	if (mask == 0 || (lo & 1) != 0) {
 		warnx("qemu %d: BAR%d reads 0x%08x: no memory BAR", q->n,
 		    bar, lo);
 		return (-1);
 	}
-	mask = (uint64_t)hi << 32 | (lo & ~0xfU);
 	*size = ~mask + 1;
 	return (0);
 }
@@ -685,8 +709,11 @@ pci_setup(struct qemu *q)
 	uint32_t	id;
 	int		i, is64[3];
 
-	if (cfg_read(q, 0, &id) == -1)
-		id = 0;
+	if (cfg_read(q, 0, &id) == -1) {
+		check(0, q, "qemu %d: PCI 00:%02x.0 is 1af4:1110 (no answer)",
+		    q->n, PCI_SLOT);
+		return (-1);
+	}
 	check(id == PCI_ID, q, "qemu %d: PCI 00:%02x.0 is 1af4:1110 "
 	    "(found %04x:%04x)", q->n, PCI_SLOT, id & 0xffff, id >> 16);
 	if (id != PCI_ID)
@@ -750,6 +777,11 @@ msix_setup(struct qemu *q)
 	    cfg_read(q, cap + 8, &pba) == -1)
 		return (-1);
 	q->nvec = (ctl & 0x7ff) + 1;
+	if (q->nvec > IVSHM_REGIONS_MAX) {
+		check(0, q, "qemu %d: at most %d MSI-X vectors (has %u)",
+		    q->n, IVSHM_REGIONS_MAX, q->nvec);
+		return (-1);
+	}
 	if ((tab & 7) > 2 || (pba & 7) > 2) {
 		check(0, q, "qemu %d: MSI-X table and PBA in a known BAR",
 		    q->n);
@@ -794,10 +826,11 @@ static int
 pba_expect(struct qemu *q, int vec)
 {
 	uint32_t	words[IVSHM_REGIONS_MAX / 32];
+	char		list[IVSHM_REGIONS_MAX * 5 + 1], num[16];
 	long long	deadline;
 	unsigned int	i, bad;
 
-	deadline = now_ms() + IO_TIMEOUT;
+	deadline = now_ms() + EVENT_TIMEOUT;
 	for (;;) {
 		if (pba_read(q, words) == -1)
 			return (-1);
@@ -811,12 +844,19 @@ pba_expect(struct qemu *q, int vec)
 			break;
 		sleep_ms(10);
 	}
-	fprintf(stderr, "qemu %d: expected %s%d pending, PBA has:", q->n,
-	    vec == -1 ? "no vector " : "only vector ", vec);
-	for (i = 0; i < q->nvec; i++)
-		if (words[i / 32] >> (i % 32) & 1)
-			fprintf(stderr, " %u", i);
-	fprintf(stderr, "\n");
+	list[0] = '\0';
+	for (i = 0; i < q->nvec; i++) {
+		if (words[i / 32] >> (i % 32) & 1) {
+			snprintf(num, sizeof(num), " %u", i);
+			strlcat(list, num, sizeof(list));
+		}
+	}
+	if (vec == -1)
+		warnx("qemu %d: expected no vector pending, PBA has%s", q->n,
+		    list);
+	else
+		warnx("qemu %d: expected only vector %d pending, PBA has%s",
+		    q->n, vec, list[0] == '\0' ? " none" : list);
 	return (-1);
 }
 
@@ -858,12 +898,19 @@ static int
 vm_start(struct qemu *q, int n)
 {
 	uint64_t	pos;
-	int		ok;
+	int		nfailed, ok;
 
 	ok = qemu_start(q, n, 1) == 0;
 	check(ok, q, "qemu %d starts and answers qtest", n);
-	if (!ok || pci_setup(q) == -1)
+	if (!ok)
 		return (-1);
+	/* Setup fails quietly only on qtest errors: say so then. */
+	nfailed = failed;
+	if (pci_setup(q) == -1) {
+		if (failed == nfailed)
+			check(0, q, "qemu %d: the PCI device is set up", n);
+		return (-1);
+	}
 	if (qt_num(q, &pos, "readl 0x%jx", (uintmax_t)(q->bar[0] +
 	    IVPOSITION)) == -1)
 		pos = UINT64_MAX;
@@ -951,7 +998,7 @@ ring_g2h(struct qemu *q, int r)
 	if (qt_cmd(q, "writel 0x%jx 0x%x", (uintmax_t)(q->bar[0] + DOORBELL),
 	    0 << 16 | regions[r].vector) == NULL)
 		return (-1);
-	if (!readable(regions[r].g2h, IO_TIMEOUT)) {
+	if (!readable(regions[r].g2h, EVENT_TIMEOUT)) {
 		warnx("qemu %d: doorbell %u: %s's g2h eventfd stays quiet",
 		    q->n, regions[r].vector, regions[r].name);
 		ok = 0;
@@ -1110,13 +1157,14 @@ static int
 client_setup(int argc, char *argv[])
 {
 	struct ivshm_header	h;
+	struct stat		st, st0;
 	int			i, ok, rv, s;
 
 	if ((regions = calloc(argc, sizeof(*regions))) == NULL ||
 	    (maps = calloc(argc, sizeof(*maps))) == NULL)
 		err(1, NULL);
 	s = ivclient_connect(clientsock, IO_TIMEOUT);
-	check(s != -1, NULL, "client connects to %s", clientsock);
+	check(s != -1, NULL, "client connects to the client socket");
 	if (s == -1)
 		return (-1);
 	for (i = 0; i < argc; i++) {
@@ -1133,15 +1181,20 @@ client_setup(int argc, char *argv[])
 	}
 	close(s);
 
+	ok = fstat(regions[0].shm, &st0) == 0;
+	for (i = 1; ok && i < nregions; i++)
+		ok = fstat(regions[i].shm, &st) == 0 &&
+		    st.st_dev == st0.st_dev && st.st_ino == st0.st_ino;
+	check(ok, NULL, "every region comes with the same shm");
+
+	/* The largest table is some 10K: more is not an ivserver header. */
 	nvectors = regions[0].nregions;
-	if (pread(regions[0].shm, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
-		err(1, "pread header");
-	hdrsize = le32toh(h.header_size);
-	if ((header = malloc(hdrsize)) == NULL)
-		err(1, NULL);
-	if (pread(regions[0].shm, header, hdrsize, 0) != (ssize_t)hdrsize)
-		err(1, "pread header");
-	return (0);
+	ok = pread(regions[0].shm, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+	    (hdrsize = le32toh(h.header_size)) <= 65536 &&
+	    (header = malloc(hdrsize)) != NULL &&
+	    pread(regions[0].shm, header, hdrsize, 0) == (ssize_t)hdrsize;
+	check(ok, NULL, "the header is read from the shm, %zu bytes", hdrsize);
+	return (ok ? 0 : -1);
 }
 
 int

@@ -1,0 +1,374 @@
+/*
+ * qemu.c: QEMU's command line from its JSON file; launch, supervise
+ * and stop it.  This runs in the privileged parent, never sandboxed:
+ * QEMU would inherit the filter.
+ */
+
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <err.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ivserver.h"
+
+#define BACKOFF_MAX		60	/* seconds between respawns */
+#define STABLE_RUN		(60 * 1000)	/* ms that reset the backoff */
+#define IV_CHARDEV_ID		"ivserver"
+
+static int	qemu_args(struct json *, int, struct qemu *);
+static int	qemu_fields(struct json *, struct qemu *);
+static void	qemu_argv(struct qemu *, const char *, unsigned int);
+
+static int64_t
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+qemu_args(struct json *c, int t, struct qemu *q)
+{
+	char	 field[32];
+	int	 i, n;
+
+	if (json_type(c, t) != JSON_ARRAY) {
+		json_err(c, t, "args", "must be an array of strings");
+		return json_skip(c, t);
+	}
+	n = json_kids(c, t);
+	if ((q->args = calloc(n + 1, sizeof(char *))) == NULL)
+		err(1, NULL);
+	for (i = 0, t++; i < n; i++, t = json_skip(c, t)) {
+		snprintf(field, sizeof(field), "args[%d]", i);
+		if (json_string(c, t, field, &q->args[q->nargs]) == 0)
+			q->nargs++;
+	}
+	return t;
+}
+
+static int
+respawn_policy(struct json *c, int t, struct qemu *q)
+{
+	if (json_eq(c, t, "no"))
+		q->respawn = RESPAWN_NO;
+	else if (json_eq(c, t, "on-failure"))
+		q->respawn = RESPAWN_FAILURE;
+	else if (json_eq(c, t, "always"))
+		q->respawn = RESPAWN_ALWAYS;
+	else {
+		json_err(c, t, "respawn", "must be \"no\", \"on-failure\" or "
+		    "\"always\"");
+		return -1;
+	}
+	return 0;
+}
+
+/* The ivshmem arguments are ivserver's: they must match the layout. */
+static int
+forbidden_arg(const char *a)
+{
+	return strstr(a, "ivshmem") != NULL ||
+	    strstr(a, "id=" IV_CHARDEV_ID) != NULL;
+}
+
+static int
+qemu_fields(struct json *c, struct qemu *q)
+{
+	const char	*s;
+	size_t		 n, i;
+	long long	 v;
+	int		 k, key, val;
+
+	key = 1;
+	for (k = 0; k < json_kids(c, 0); k++, key = json_skip(c, val)) {
+		val = key + 1;
+		if (json_eq(c, key, "binary"))
+			(void)json_string(c, val, "binary", &q->binary);
+		else if (json_eq(c, key, "args"))
+			(void)qemu_args(c, val, q);
+		else if (json_eq(c, key, "pci_address"))
+			(void)json_string(c, val, "pci_address", &q->pciaddr);
+		else if (json_eq(c, key, "respawn"))
+			(void)respawn_policy(c, val, q);
+		else if (json_eq(c, key, "respawn_limit")) {
+			if (json_number(c, val, "respawn_limit", 0, 1000000,
+			    &v) == 0)
+				q->respawn_limit = (unsigned int)v;
+		} else if (json_eq(c, key, "respawn_delay")) {
+			if (json_number(c, val, "respawn_delay", 0,
+			    BACKOFF_MAX, &v) == 0)
+				q->respawn_delay = (unsigned int)v;
+		} else if (json_eq(c, key, "stop_timeout")) {
+			if (json_number(c, val, "stop_timeout", 1, 3600,
+			    &v) == 0)
+				q->stop_timeout = (unsigned int)v;
+		} else if (!json_eq(c, key, "comment")) {
+			s = json_text(c, key, &n);
+			json_err(c, key, "syntax", "unknown field \"%.*s\"",
+			    (int)n, s);
+		}
+	}
+	if (q->binary == NULL)
+		json_err(c, 0, "binary", "missing field \"binary\"");
+	for (i = 0; i < q->nargs; i++)
+		if (forbidden_arg(q->args[i]))
+			json_err(c, 0, "args", "\"%s\": ivserver adds the "
+			    "ivshmem device and its chardev itself",
+			    q->args[i]);
+	return c->errors ? -1 : 0;
+}
+
+/*
+ * Read the QEMU launch file and build the command line, with the
+ * ivshmem device on the QEMU socket and one vector per region.
+ */
+int
+qemu_load(struct qemu *q, const char *file, const char *sock,
+    unsigned int nvec)
+{
+	struct json	 c;
+	int		 rv;
+
+	memset(q, 0, sizeof(*q));
+	q->pid = -1;
+	q->respawn_delay = 1;
+	q->stop_timeout = 10;
+	q->file = file;
+	if (json_load(&c, file) == -1)
+		return -1;
+	rv = qemu_fields(&c, q);
+	json_free(&c);
+	if (rv == 0)
+		qemu_argv(q, sock, nvec);
+	return rv;
+}
+
+static char *
+xprintf(const char *fmt, ...)
+    __attribute__((__format__(__printf__, 1, 2)));
+
+static char *
+xprintf(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		err(1, NULL);
+	va_end(ap);
+	return s;
+}
+
+static void
+qemu_argv(struct qemu *q, const char *sock, unsigned int nvec)
+{
+	static char	 chardev[] = "-chardev", device[] = "-device";
+	size_t		 i, n = 0;
+
+	if ((q->argv = calloc(q->nargs + 6, sizeof(char *))) == NULL)
+		err(1, NULL);
+	q->argv[n++] = q->binary;
+	for (i = 0; i < q->nargs; i++)
+		q->argv[n++] = q->args[i];
+	q->argv[n++] = chardev;
+	q->argv[n++] = xprintf("socket,path=%s,id=%s", sock, IV_CHARDEV_ID);
+	q->argv[n++] = device;
+	if (q->pciaddr != NULL)
+		q->argv[n++] = xprintf("ivshmem-doorbell,chardev=%s,"
+		    "vectors=%u,addr=%s", IV_CHARDEV_ID, nvec, q->pciaddr);
+	else
+		q->argv[n++] = xprintf("ivshmem-doorbell,chardev=%s,"
+		    "vectors=%u", IV_CHARDEV_ID, nvec);
+	q->argv[n] = NULL;
+	q->nargv = n;
+}
+
+/* The command line as a shell would take it, for -n. */
+void
+qemu_print(const struct qemu *q)
+{
+	const char	*a, *p;
+	size_t		 i;
+
+	for (i = 0; i < q->nargv; i++) {
+		a = q->argv[i];
+		if (i > 0)
+			putchar(' ');
+		if (a[0] != '\0' && strspn(a, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=,./:+@%") ==
+		    strlen(a)) {
+			fputs(a, stdout);
+			continue;
+		}
+		putchar('\'');
+		for (p = a; *p != '\0'; p++) {
+			if (*p == '\'')
+				fputs("'\\''", stdout);
+			else
+				putchar(*p);
+		}
+		putchar('\'');
+	}
+	putchar('\n');
+}
+
+void
+qemu_free(struct qemu *q)
+{
+	size_t	 i;
+
+	for (i = 0; i < q->nargs; i++)
+		free(q->args[i]);
+	free(q->args);
+	if (q->argv != NULL) {
+		free(q->argv[q->nargv - 1]);
+		free(q->argv[q->nargv - 3]);
+	}
+	free(q->argv);
+	free(q->binary);
+	free(q->pciaddr);
+	memset(q, 0, sizeof(*q));
+	q->pid = -1;
+}
+
+/*
+ * Start QEMU in its own process group, so that a ^C meant for ivserver
+ * reaches QEMU only through ivserver's orderly stop.
+ */
+pid_t
+qemu_start(struct qemu *q)
+{
+	sigset_t	 set;
+	pid_t		 pid;
+	int		 sig;
+
+	switch ((pid = fork())) {
+	case -1:
+		log_warn("fork for %s", q->binary);
+		return -1;
+	case 0:
+		for (sig = 1; sig < NSIG; sig++)
+			(void)signal(sig, SIG_DFL);
+		sigemptyset(&set);
+		sigprocmask(SIG_SETMASK, &set, NULL);
+		(void)setpgid(0, 0);
+		execv(q->binary, q->argv);
+		fprintf(stderr, "ivserver: exec %s: %s\n", q->binary,
+		    strerror(errno));
+		_exit(127);
+	}
+	q->pid = pid;
+	q->started = now_ms();
+	q->restart_at = 0;
+	log_info("started %s, pid %ld", q->binary, (long)pid);
+	return pid;
+}
+
+static void
+log_status(const struct qemu *q, int status)
+{
+	if (WIFEXITED(status))
+		log_info("QEMU pid %ld exited with status %d", (long)q->pid,
+		    WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		log_info("QEMU pid %ld killed by signal %d", (long)q->pid,
+		    WTERMSIG(status));
+}
+
+/*
+ * QEMU is gone: apply the respawn policy, waiting longer after each
+ * quick failure, and give up after the limit.
+ */
+void
+qemu_exited(struct qemu *q, int status)
+{
+	int	 failed;
+
+	log_status(q, status);
+	failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	q->pid = -1;
+	if (q->stopping || q->respawn == RESPAWN_NO ||
+	    (q->respawn == RESPAWN_FAILURE && !failed))
+		return;
+	if (q->respawn_limit != 0 && q->respawns >= q->respawn_limit) {
+		log_warnx("QEMU respawned %u times: giving up",
+		    q->respawns);
+		return;
+	}
+	if (now_ms() - q->started >= STABLE_RUN || q->backoff == 0)
+		q->backoff = q->respawn_delay;
+	else if ((q->backoff *= 2) > BACKOFF_MAX)
+		q->backoff = BACKOFF_MAX;
+	q->respawns++;
+	q->restart_at = now_ms() + (int64_t)q->backoff * 1000;
+	log_info("restarting QEMU in %u s", q->backoff);
+}
+
+/* Milliseconds until QEMU is due to start, or -1. */
+int
+qemu_timeout(const struct qemu *q)
+{
+	int64_t	 d;
+
+	if (q->binary == NULL || q->pid != -1 || q->restart_at == 0)
+		return -1;
+	d = q->restart_at - now_ms();
+	return d < 0 ? 0 : (int)(d > INT32_MAX ? INT32_MAX : d);
+}
+
+/* Start QEMU if it is due; returns the new pid or -1. */
+pid_t
+qemu_due(struct qemu *q)
+{
+	if (qemu_timeout(q) != 0)
+		return -1;
+	return qemu_start(q);
+}
+
+/* SIGTERM, then SIGKILL after the stop timeout; reaps QEMU. */
+void
+qemu_stop(struct qemu *q)
+{
+	int64_t		 deadline;
+	struct timespec	 ts = { 0, 20 * 1000000 };
+	int		 status;
+	pid_t		 r;
+
+	q->stopping = 1;
+	q->restart_at = 0;
+	if (q->pid == -1)
+		return;
+	log_info("stopping QEMU pid %ld", (long)q->pid);
+	(void)kill(q->pid, SIGTERM);
+	deadline = now_ms() + (int64_t)q->stop_timeout * 1000;
+	for (;;) {
+		r = waitpid(q->pid, &status, WNOHANG);
+		if (r == q->pid || (r == -1 && errno != EINTR))
+			break;
+		if (now_ms() >= deadline) {
+			log_warnx("QEMU pid %ld still running after %u s: "
+			    "SIGKILL", (long)q->pid, q->stop_timeout);
+			(void)kill(q->pid, SIGKILL);
+			(void)waitpid(q->pid, &status, 0);
+			r = q->pid;
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	if (r == q->pid)
+		log_status(q, status);
+	q->pid = -1;
+}
