@@ -239,26 +239,24 @@ rundir(int nflag)
 
 /* Socket paths are kept absolute: the daemon changes to /. */
 static const char *
-sockpath(const char *path, const char *name, int nflag)
+sockpath(const char *path, const char *name, int nflag, char *buf,
+    size_t len)
 {
-	char	 buf[PATH_MAX], cwd[PATH_MAX];
+	char	 cwd[PATH_MAX];
 	int	 n;
-	char	*p;
 
 	if (path != NULL && path[0] == '/')
 		return path;
 	if (path == NULL)
-		n = snprintf(buf, sizeof(buf), "%s/%s", rundir(nflag), name);
+		n = snprintf(buf, len, "%s/%s", rundir(nflag), name);
 	else {
 		if (getcwd(cwd, sizeof(cwd)) == NULL)
 			err(1, "getcwd");
-		n = snprintf(buf, sizeof(buf), "%s/%s", cwd, path);
+		n = snprintf(buf, len, "%s/%s", cwd, path);
 	}
-	if (n < 0 || (size_t)n >= sizeof(buf))
+	if (n < 0 || (size_t)n >= len)
 		errx(1, "%s: path too long", path ? path : name);
-	if ((p = strdup(buf)) == NULL)
-		err(1, NULL);
-	return p;
+	return buf;
 }
 
 /* Each client costs an fd: allow as many as the hard limit does. */
@@ -389,8 +387,15 @@ stop_server(pid_t child)
 
 	(void)kill(child, SIGTERM);
 	for (i = 0; i < 500; i++) {
-		if (waitpid(child, &status, WNOHANG) != 0)
+		if (waitpid(child, &status, WNOHANG) != 0) {
+			if (WIFSIGNALED(status))
+				log_warnx("server process killed by signal %d",
+				    WTERMSIG(status));
+			else if (WEXITSTATUS(status) != 0)
+				log_warnx("server process exited with status "
+				    "%d", WEXITSTATUS(status));
 			return;
+		}
 		nanosleep(&ts, NULL);
 	}
 	log_warnx("server pid %ld did not stop: SIGKILL", (long)child);
@@ -470,6 +475,7 @@ main(int argc, char *argv[])
 	struct server	 srv;
 	struct qemu	 qemu;
 	struct passwd	*pw;
+	char		 qbuf[PATH_MAX], cbuf[PATH_MAX];
 	const char	*file = NULL, *qpath = NULL, *cpath = NULL;
 	const char	*qconf = NULL, *user = NULL, *errstr;
 	gid_t		 gid = (gid_t)-1;
@@ -562,8 +568,10 @@ main(int argc, char *argv[])
 	if (rv == -1)
 		errx(1, "%s: invalid layout", layout.file);
 	srv.layout = &layout;
-	srv.qemu.path = sockpath(qpath, "qemu.sock", nflag);
-	srv.client.path = sockpath(cpath, "client.sock", nflag);
+	srv.qemu.path = sockpath(qpath, "qemu.sock", nflag, qbuf,
+	    sizeof(qbuf));
+	srv.client.path = sockpath(cpath, "client.sock", nflag, cbuf,
+	    sizeof(cbuf));
 	if (qconf != NULL && qemu_load(&qemu, qconf, srv.qemu.path,
 	    layout.nregions) == -1)
 		errx(1, "%s: invalid QEMU configuration", qconf);
