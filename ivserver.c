@@ -158,7 +158,11 @@ usage(void)
 	    "[-f layout] [-g group]\n"
 	    "\t[-M shmname | -m hugetlbdir] [-Q qemu-config] "
 	    "[-q qemu-socket]\n"
-	    "\t[-s client-socket] [-t timeout] [-u user]\n", getprogname());
+	    "\t[-s client-socket] [-t timeout] [-u user]\n"
+	    "       %s -P vectors [-dnv] [-a allow] [-c maxpeers] "
+	    "[-f layout | -l size]\n"
+	    "\t[-g group] [-M shmname | -m hugetlbdir] [-q socket] "
+	    "[-u user]\n", getprogname(), getprogname());
 	exit(1);
 }
 
@@ -468,20 +472,229 @@ parent_main(struct qemu *q, pid_t child, int ipc)
 	return rv;
 }
 
+/* What the command line asks for, in either syntax. */
+struct opts {
+	const char	*file;
+	const char	*qpath;
+	const char	*cpath;
+	const char	*qconf;
+	const char	*user;
+	const char	*pidfile;
+	gid_t		 gid;
+	int		 dflag;
+	int		 nflag;
+	int		 verbose;
+	uint64_t	 rawsize;
+};
+
+static uint64_t
+size_arg(int ch, const char *arg)
+{
+	const char	*errstr;
+	uint64_t	 v;
+
+	v = parse_size(arg, &errstr);
+	if (errstr != NULL)
+		errx(1, "-%c %s: %s", ch, arg, errstr);
+	if (v == 0)
+		errx(1, "-%c %s: must be greater than 0", ch, arg);
+	return v;
+}
+
+static void
+backing_arg(struct layout *l, int ch, const char *arg)
+{
+	if (l->backing != BACKING_MEMFD)
+		errx(1, "-M and -m exclude each other");
+	if (ch == 'M') {
+		l->backing = BACKING_POSIX;
+		l->shmname = arg;
+	} else {
+		l->backing = BACKING_HUGETLB;
+		l->hugedir = arg;
+	}
+}
+
+static void
+options(int argc, char *argv[], struct opts *o, struct server *srv,
+    struct layout *l)
+{
+	const char	*errstr;
+	int		 ch;
+
+	while ((ch = getopt(argc, argv, "a:c:df:g:l:M:m:nP:Q:q:s:t:u:v")) !=
+	    -1) {
+		switch (ch) {
+		case 'a':
+			allow_add(srv, optarg);
+			break;
+		case 'c':
+			srv->maxclients = strtonum(optarg, 1, 65536, &errstr);
+			if (errstr != NULL)
+				errx(1, "-c %s: %s", optarg, errstr);
+			break;
+		case 'd':
+			o->dflag = 1;
+			break;
+		case 'f':
+			o->file = optarg;
+			break;
+		case 'g':
+			o->gid = group_id(optarg);
+			break;
+		case 'l':
+			o->rawsize = size_arg(ch, optarg);
+			break;
+		case 'M':
+		case 'm':
+			backing_arg(l, ch, optarg);
+			break;
+		case 'n':
+			o->nflag = 1;
+			break;
+		case 'P':
+			srv->peermode = 1;
+			srv->nvectors = strtonum(optarg, 1, VECTORS_MAX,
+			    &errstr);
+			if (errstr != NULL)
+				errx(1, "-P %s: %s", optarg, errstr);
+			break;
+		case 'Q':
+			o->qconf = optarg;
+			break;
+		case 'q':
+			o->qpath = optarg;
+			break;
+		case 's':
+			o->cpath = optarg;
+			break;
+		case 't':
+			srv->timeout = strtonum(optarg, 1, 3600, &errstr) * 1000;
+			if (errstr != NULL)
+				errx(1, "-t %s: %s", optarg, errstr);
+			break;
+		case 'u':
+			o->user = optarg;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (argc != optind)
+		usage();
+	if (o->rawsize != 0 && (!srv->peermode || o->file != NULL))
+		errx(1, "-l sizes the bare window of peer mode without -f");
+	if (o->qconf != NULL && srv->peermode)
+		errx(1, "-Q: ivserver launches QEMU in host mode only");
+	if (srv->peermode && o->cpath != NULL)
+		errx(1, "-s: peer mode has no client socket");
+}
+
+static __dead void
+compat_usage(int rv)
+{
+	fprintf(rv ? stderr : stdout, "usage: %s [-hvF] [-p pidfile] "
+	    "[-S socket] [-M shmname | -m hugetlbdir]\n"
+	    "\t[-l size] [-n vectors]\n", getprogname());
+	exit(rv);
+}
+
+/*
+ * Invoked as ivshmem-server: QEMU's contrib server's flags, meanings
+ * and defaults, served by peer mode.
+ */
+static void
+compat_options(int argc, char *argv[], struct opts *o, struct server *srv,
+    struct layout *l)
+{
+	static char	 shmname[NAME_MAX + 2];
+	const char	*errstr;
+	int		 ch, named = 0;
+
+	srv->peermode = 1;
+	srv->nvectors = 1;
+	o->qpath = "/tmp/ivshmem_socket";
+	o->pidfile = "/var/run/ivshmem-server.pid";
+	o->rawsize = 4 << 20;
+	while ((ch = getopt(argc, argv, "hvFp:S:M:m:l:n:")) != -1) {
+		switch (ch) {
+		case 'h':
+			compat_usage(0);
+		case 'v':
+			o->verbose++;
+			break;
+		case 'F':
+			o->dflag = 1;
+			break;
+		case 'p':
+			o->pidfile = optarg;
+			break;
+		case 'S':
+			o->qpath = optarg;
+			break;
+		case 'M':
+			/* QEMU's names have no leading slash. */
+			if ((size_t)snprintf(shmname, sizeof(shmname), "/%s",
+			    optarg + (optarg[0] == '/')) >= sizeof(shmname))
+				errx(1, "-M %s: name too long", optarg);
+			backing_arg(l, ch, shmname);
+			named = 1;
+			break;
+		case 'm':
+			backing_arg(l, ch, optarg);
+			break;
+		case 'l':
+			o->rawsize = size_arg(ch, optarg);
+			break;
+		case 'n':
+			srv->nvectors = strtonum(optarg, 1, VECTORS_MAX,
+			    &errstr);
+			if (errstr != NULL)
+				errx(1, "-n %s: %s", optarg, errstr);
+			break;
+		default:
+			compat_usage(1);
+		}
+	}
+	if (argc != optind)
+		compat_usage(1);
+	if (!named && l->backing == BACKING_MEMFD)
+		backing_arg(l, 'M', "/ivshmem");
+}
+
+/* A pid file for the daemon, as QEMU's server writes one. */
+static int
+write_pidfile(const char *path)
+{
+	FILE	*fp;
+
+	if ((fp = fopen(path, "w")) == NULL) {
+		log_warn("%s", path);
+		return -1;
+	}
+	fprintf(fp, "%ld\n", (long)getpid());
+	if (fclose(fp) == EOF) {
+		log_warn("%s", path);
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct layout	 layout;
 	struct server	 srv;
 	struct qemu	 qemu;
+	struct opts	 o;
 	struct passwd	*pw;
 	char		 qbuf[PATH_MAX], cbuf[PATH_MAX];
-	const char	*file = NULL, *qpath = NULL, *cpath = NULL;
-	const char	*qconf = NULL, *user = NULL, *errstr;
-	gid_t		 gid = (gid_t)-1;
 	mode_t		 mode;
 	pid_t		 child;
-	int		 ch, dflag = 0, nflag = 0, verbose = 0, rv, ipc[2];
+	int		 rv, ipc[2], pidfile = 0;
 
 	memset(&layout, 0, sizeof(layout));
 	layout.shmfd = -1;
@@ -491,67 +704,13 @@ main(int argc, char *argv[])
 	srv.timeout = TIMEOUT_DEFAULT * 1000;
 	memset(&qemu, 0, sizeof(qemu));
 	qemu.pid = -1;
+	memset(&o, 0, sizeof(o));
+	o.gid = (gid_t)-1;
 
-	while ((ch = getopt(argc, argv, "a:c:df:g:M:m:nQ:q:s:t:u:v")) != -1) {
-		switch (ch) {
-		case 'a':
-			allow_add(&srv, optarg);
-			break;
-		case 'c':
-			srv.maxclients = strtonum(optarg, 1, 65536, &errstr);
-			if (errstr != NULL)
-				errx(1, "-c %s: %s", optarg, errstr);
-			break;
-		case 'd':
-			dflag = 1;
-			break;
-		case 'f':
-			file = optarg;
-			break;
-		case 'g':
-			gid = group_id(optarg);
-			break;
-		case 'M':
-			if (layout.backing == BACKING_HUGETLB)
-				errx(1, "-M and -m exclude each other");
-			layout.backing = BACKING_POSIX;
-			layout.shmname = optarg;
-			break;
-		case 'm':
-			if (layout.backing == BACKING_POSIX)
-				errx(1, "-M and -m exclude each other");
-			layout.backing = BACKING_HUGETLB;
-			layout.hugedir = optarg;
-			break;
-		case 'n':
-			nflag = 1;
-			break;
-		case 'Q':
-			qconf = optarg;
-			break;
-		case 'q':
-			qpath = optarg;
-			break;
-		case 's':
-			cpath = optarg;
-			break;
-		case 't':
-			srv.timeout = strtonum(optarg, 1, 3600, &errstr) * 1000;
-			if (errstr != NULL)
-				errx(1, "-t %s: %s", optarg, errstr);
-			break;
-		case 'u':
-			user = optarg;
-			break;
-		case 'v':
-			verbose++;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (argc != optind)
-		usage();
+	if (strcmp(getprogname(), "ivshmem-server") == 0)
+		compat_options(argc, argv, &o, &srv, &layout);
+	else
+		options(argc, argv, &o, &srv, &layout);
 	if (layout.backing == BACKING_POSIX && (layout.shmname[0] != '/' ||
 	    strchr(layout.shmname + 1, '/') != NULL))
 		errx(1, "-M %s: the name must be one '/' and a file name",
@@ -560,45 +719,49 @@ main(int argc, char *argv[])
 	/* Parse and check: -n needs no privileges and touches nothing. */
 	if (layout_backing(&layout) == -1)
 		exit(1);
-	if (file != NULL)
-		rv = layout_load(&layout, file);
+	if (o.file != NULL)
+		rv = layout_load(&layout, o.file);
+	else if (srv.peermode)
+		rv = layout_raw(&layout, o.rawsize ? o.rawsize : 4 << 20);
 	else
 		rv = layout_parse(&layout, "built-in layout", builtin_layout,
 		    sizeof(builtin_layout));
 	if (rv == -1)
 		errx(1, "%s: invalid layout", layout.file);
 	srv.layout = &layout;
-	srv.qemu.path = sockpath(qpath, "qemu.sock", nflag, qbuf,
+	srv.qemu.path = sockpath(o.qpath, "qemu.sock", o.nflag, qbuf,
 	    sizeof(qbuf));
-	srv.client.path = sockpath(cpath, "client.sock", nflag, cbuf,
-	    sizeof(cbuf));
-	if (qconf != NULL && qemu_load(&qemu, qconf, srv.qemu.path,
+	if (!srv.peermode)
+		srv.client.path = sockpath(o.cpath, "client.sock", o.nflag,
+		    cbuf, sizeof(cbuf));
+	if (o.qconf != NULL && qemu_load(&qemu, o.qconf, srv.qemu.path,
 	    layout.nregions) == -1)
-		errx(1, "%s: invalid QEMU configuration", qconf);
-	if (nflag) {
+		errx(1, "%s: invalid QEMU configuration", o.qconf);
+	if (o.nflag) {
 		layout_print(&layout);
-		if (qconf != NULL)
+		if (o.qconf != NULL)
 			qemu_print(&qemu);
 		qemu_free(&qemu);
 		layout_free(&layout);
 		return 0;
 	}
-	pw = server_user(user);
+	pw = server_user(o.user);
 	srv.launched = qemu.binary != NULL;
 
 	/* Set up what both processes need, while still privileged. */
 	raise_nofile();
-	log_init(1, verbose);
+	log_init(1, o.verbose);
 	signals_init();
-	mode = gid == (gid_t)-1 ? 0600 : 0660;
+	mode = o.gid == (gid_t)-1 ? 0600 : 0660;
 	/*
 	 * The client socket first: probing a live server there costs it
 	 * a silent connection, while a probe of its QEMU socket looks
 	 * like a VM arriving.
 	 */
-	if (proto_listen(&srv.client, mode, gid) == -1)
+	if (srv.client.path != NULL &&
+	    proto_listen(&srv.client, mode, o.gid) == -1)
 		exit(1);
-	if (proto_listen(&srv.qemu, mode, gid) == -1) {
+	if (proto_listen(&srv.qemu, mode, o.gid) == -1) {
 		proto_unlisten(&srv.client);
 		exit(1);
 	}
@@ -608,14 +771,21 @@ main(int argc, char *argv[])
 		layout_free(&layout);
 		exit(1);
 	}
-	if (!dflag) {
+	if (!o.dflag) {
 		if (daemon(0, 0) == -1)
 			err(1, "daemon");
-		log_init(0, verbose);
+		log_init(0, o.verbose);
+		if (o.pidfile != NULL)
+			pidfile = write_pidfile(o.pidfile) == 0;
 	}
-	log_info("serving %u regions in %ju bytes; VMs on %s, clients on %s",
-	    layout.nregions, (uintmax_t)layout.size, srv.qemu.path,
-	    srv.client.path);
+	if (srv.peermode)
+		log_info("peer mode: %u vectors per peer, %ju bytes; peers on "
+		    "%s", srv.nvectors, (uintmax_t)layout.size,
+		    srv.qemu.path);
+	else
+		log_info("serving %u regions in %ju bytes; VMs on %s, "
+		    "clients on %s", layout.nregions, (uintmax_t)layout.size,
+		    srv.qemu.path, srv.client.path);
 
 	/* Split: the server drops everything, the parent keeps nothing. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ipc) == -1)
@@ -628,7 +798,8 @@ main(int argc, char *argv[])
 	}
 	close(ipc[1]);
 	close(srv.qemu.fd);
-	close(srv.client.fd);
+	if (srv.client.fd != -1)
+		close(srv.client.fd);
 	srv.qemu.fd = srv.client.fd = -1;
 	layout_forget(&layout);
 
@@ -639,6 +810,8 @@ main(int argc, char *argv[])
 	proto_unlisten(&srv.client);
 	layout_free(&layout);
 	qemu_free(&qemu);
+	if (pidfile)
+		(void)unlink(o.pidfile);
 	free(srv.allow_uid);
 	free(srv.allow_gid);
 	return rv;

@@ -18,6 +18,8 @@
 
 #define IVSERVER_VERSION	"0.1"
 #define REGION_NAME_MAX		(IVSHM_NAME_SIZE - 1)
+#define IVSHM_PEER_MAX		65535	/* QEMU's highest peer ID */
+#define VECTORS_MAX		1024
 #define WINDOW_MAX		(1ULL << 40)	/* 1 TiB */
 
 struct region {
@@ -68,6 +70,8 @@ struct server {
 	unsigned int	 maxclients;
 	int		 timeout;	/* client deadline, milliseconds */
 	int		 launched;	/* only the launched QEMU may attach */
+	int		 peermode;	/* every client a peer, no host side */
+	unsigned int	 nvectors;	/* per peer, in peer mode */
 	pid_t		 qemu_pid;
 	uid_t		*allow_uid;	/* if any list is set, only these */
 	size_t		 nallow_uid;
@@ -154,6 +158,7 @@ uint64_t parse_size(const char *, const char **);
 /* layout.c */
 int	layout_parse(struct layout *, const char *, const char *, size_t);
 int	layout_load(struct layout *, const char *);
+int	layout_raw(struct layout *, uint64_t);
 void	layout_print(const struct layout *);
 int	layout_open_shm(struct layout *);
 void	layout_close_shm(struct layout *);

@@ -299,6 +299,30 @@ layout_place(struct layout *l)
 	return 0;
 }
 
+/*
+ * Peer mode without a layout: a bare window of at least size bytes,
+ * rounded up to a power of two, with no header, as QEMU's own server
+ * makes it.
+ */
+int
+layout_raw(struct layout *l, uint64_t size)
+{
+	if (l->page == 0)
+		l->page = (uint64_t)sysconf(_SC_PAGESIZE);
+	if (size < l->page)
+		size = l->page;
+	if (size > WINDOW_MAX) {
+		warnx("window of %ju bytes: larger than the 1T limit",
+		    (uintmax_t)size);
+		return -1;
+	}
+	l->file = "raw window";
+	l->nregions = 0;
+	l->hdrsize = 0;
+	l->size = roundup_pow2(size);
+	return 0;
+}
+
 static const char *
 backing_name(const struct layout *l)
 {
@@ -336,6 +360,13 @@ layout_print(const struct layout *l)
 	char			 hs[32];
 	unsigned int		 i;
 
+	human(l->size, hs, sizeof(hs));
+	if (l->nregions == 0) {
+		printf("total 0x%012jx (%s) raw, no header, page %ju, %s\n",
+		    (uintmax_t)l->size, hs, (uintmax_t)l->page,
+		    backing_name(l));
+		return;
+	}
 	printf("%-15s %-14s %-14s %14s %6s\n", "name", "begin", "end",
 	    "size", "vector");
 	for (i = 0; i < l->nregions; i++) {
@@ -344,7 +375,6 @@ layout_print(const struct layout *l)
 		    (uintmax_t)r->begin, (uintmax_t)r->end,
 		    (uintmax_t)r->size, r->vector);
 	}
-	human(l->size, hs, sizeof(hs));
 	printf("total 0x%012jx (%s) in %u regions, header %ju bytes, "
 	    "page %ju, %s\n", (uintmax_t)l->size, hs, l->nregions,
 	    (uintmax_t)l->hdrsize, (uintmax_t)l->page, backing_name(l));
@@ -522,7 +552,7 @@ layout_open_shm(struct layout *l)
 		warn("seal memfd");
 		goto fail;
 	}
-	if (shm_write_header(l) == -1)
+	if (l->nregions > 0 && shm_write_header(l) == -1)
 		goto fail;
 	return 0;
  fail:

@@ -5,10 +5,12 @@
  * The QEMU side is written for N peers.  In host mode the server owns
  * peer 0, whose eventfds are the regions' guest-to-host ones, and admits
  * at most one VM, always peer 1, whose eventfds are the regions'
- * host-to-guest ones.
+ * host-to-guest ones.  In peer mode every client is a peer with an ID
+ * and eventfds of its own, and the server owns none.
  */
 
 #include <sys/types.h>
+#include <sys/eventfd.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -46,6 +48,7 @@ struct peer {
 	int			 fd;	/* -1: the server's own peer */
 	unsigned int		 id;
 	const int		*vec;	/* eventfds, one per vector */
+	int			*own;	/* vec, when this peer owns them */
 	unsigned int		 nvec;
 	STAILQ_HEAD(, msg)	 outq;
 	unsigned int		 qlen;
@@ -83,6 +86,8 @@ static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
 static struct peer		 self;	/* peer 0 */
 static int			*g2h, *h2g;
 static unsigned int		 nconns, nvms;
+static unsigned char		 idmap[(IVSHM_PEER_MAX + 1) / 8];
+static unsigned int		 nextid;
 static int64_t			 accept_resume;
 static struct server		*srv;
 
@@ -256,6 +261,7 @@ static void
 peer_free(struct peer *p)
 {
 	struct msg	*m;
+	unsigned int	 v;
 
 	while ((m = STAILQ_FIRST(&p->outq)) != NULL) {
 		STAILQ_REMOVE_HEAD(&p->outq, entry);
@@ -265,6 +271,12 @@ peer_free(struct peer *p)
 	}
 	if (p->fd != -1)
 		close(p->fd);
+	if (p->own != NULL) {
+		for (v = 0; v < p->nvec; v++)
+			if (p->own[v] != -1)
+				close(p->own[v]);
+		free(p->own);
+	}
 	free(p);
 }
 
@@ -277,6 +289,8 @@ peer_leave(struct peer *p)
 	TAILQ_REMOVE(&peers, p, entry);
 	if (p->joined) {
 		nvms--;
+		if (srv->peermode)
+			idmap[p->id / 8] &= ~(1U << (p->id % 8));
 		log_info("peer %u (pid %ld) left", p->id, (long)p->pid);
 		TAILQ_FOREACH(q, &peers, entry)
 			peer_send(q, p->id, -1);
@@ -326,6 +340,57 @@ peer_refuse(struct peer *p, const char *why)
 		p->dead = 1;
 }
 
+/*
+ * Peer mode: the next free ID after the last one given, wrapping at
+ * IVSHM_PEER_MAX, so that a freed ID is not reused at once.
+ */
+static int
+peer_newid(unsigned int *id)
+{
+	unsigned int	 i, c;
+
+	for (i = 0; i <= IVSHM_PEER_MAX; i++) {
+		c = (nextid + i) & IVSHM_PEER_MAX;
+		if ((idmap[c / 8] & (1U << (c % 8))) == 0) {
+			idmap[c / 8] |= 1U << (c % 8);
+			nextid = (c + 1) & IVSHM_PEER_MAX;
+			*id = c;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Peer mode: an ID and eventfds of its own, or a refusal. */
+static int
+peer_vectors(struct peer *p)
+{
+	unsigned int	 v;
+
+	if (nvms >= srv->maxclients || peer_newid(&p->id) == -1) {
+		peer_refuse(p, "no free peer ID");
+		return -1;
+	}
+	p->nvec = srv->nvectors;
+	if ((p->own = calloc(p->nvec, sizeof(int))) == NULL) {
+		log_warn("peer %u", p->id);
+		goto fail;
+	}
+	for (v = 0; v < p->nvec; v++)
+		p->own[v] = -1;
+	for (v = 0; v < p->nvec; v++)
+		if ((p->own[v] = eventfd(0, EFD_CLOEXEC)) == -1) {
+			log_warn("peer %u: eventfd", p->id);
+			goto fail;
+		}
+	p->vec = p->own;
+	return 0;
+ fail:
+	idmap[p->id / 8] &= ~(1U << (p->id % 8));
+	peer_refuse(p, "out of resources");
+	return -1;
+}
+
 static void
 vm_accept(void)
 {
@@ -364,17 +429,22 @@ vm_accept(void)
 		peer_refuse(p, "not allowed");
 		return;
 	}
-	if (nvms >= 1) {
-		peer_refuse(p, "a VM is already attached");
-		return;
+	if (srv->peermode) {
+		if (peer_vectors(p) == -1)
+			return;
+	} else {
+		if (nvms >= 1) {
+			peer_refuse(p, "a VM is already attached");
+			return;
+		}
+		p->id = VM_PEER_ID;
+		p->vec = h2g;
+		p->nvec = srv->layout->nregions;
 	}
 	nvms++;
 	p->joined = 1;
-	p->id = VM_PEER_ID;
-	p->vec = h2g;
-	p->nvec = srv->layout->nregions;
-	log_info("VM (pid %ld, uid %ld) attached as peer %u", (long)p->pid,
-	    (long)uid, p->id);
+	log_info("%s (pid %ld, uid %ld) attached as peer %u",
+	    srv->peermode ? "peer" : "VM", (long)p->pid, (long)uid, p->id);
 	peer_join(p);
 }
 
@@ -611,7 +681,7 @@ loop_build(int *timeout)
 	else {
 		accept_resume = 0;
 		n = pfd_add(n, srv->qemu.fd, POLLIN, PFD_QEMU, NULL);
-		if (nconns < srv->maxclients)
+		if (srv->client.fd != -1 && nconns < srv->maxclients)
 			n = pfd_add(n, srv->client.fd, POLLIN, PFD_CLIENT,
 			    NULL);
 	}
@@ -744,6 +814,8 @@ proto_init(struct server *s)
 	unsigned int	 i;
 
 	srv = s;
+	if (s->peermode)
+		return;
 	if ((g2h = calloc(l->nregions, sizeof(int))) == NULL ||
 	    (h2g = calloc(l->nregions, sizeof(int))) == NULL)
 		fatal("proto_init");
@@ -768,7 +840,8 @@ proto_fini(void)
 
 	while ((c = TAILQ_FIRST(&conns)) != NULL)
 		conn_free(c);
-	TAILQ_REMOVE(&peers, &self, entry);
+	if (!srv->peermode)
+		TAILQ_REMOVE(&peers, &self, entry);
 	while ((p = TAILQ_FIRST(&peers)) != NULL) {
 		TAILQ_REMOVE(&peers, p, entry);
 		peer_free(p);

@@ -146,6 +146,7 @@ static const struct sock_filter filter[] = {
 	SC_ALLOW(__NR_sendto),
 	SC_ALLOW(__NR_getsockopt),
 	SC_ALLOW(__NR_close),
+	SC_ALLOW(__NR_eventfd2),	/* peer mode: each peer's vectors */
 	SC_ALLOW(__NR_fcntl),
 	SC_ALLOW(__NR_fstat),
 #ifdef __NR_newfstatat
