@@ -276,7 +276,7 @@ raise_nofile(void)
 }
 
 static gid_t
-group_id(const char *name)
+group_id(const char *name, int opt)
 {
 	struct group	*gr;
 	const char	*errstr;
@@ -286,7 +286,7 @@ group_id(const char *name)
 		return gr->gr_gid;
 	gid = (gid_t)strtonum(name, 0, INT_MAX, &errstr);
 	if (errstr != NULL)
-		errx(1, "-g %s: no such group", name);
+		errx(1, "-%c %s: no such group", opt, name);
 	return gid;
 }
 
@@ -303,7 +303,7 @@ allow_add(struct server *srv, const char *who)
 		    srv->nallow_gid + 1, sizeof(gid_t));
 		if (srv->allow_gid == NULL)
 			err(1, NULL);
-		srv->allow_gid[srv->nallow_gid++] = group_id(who + 1);
+		srv->allow_gid[srv->nallow_gid++] = group_id(who + 1, 'a');
 		return;
 	}
 	if ((pw = getpwnam(who)) != NULL)
@@ -326,6 +326,7 @@ server_user(const char *name)
 {
 	static struct passwd	 copy;
 	struct passwd		*pw;
+	struct stat		 st;
 
 	if (geteuid() != 0) {
 		if (name != NULL)
@@ -344,6 +345,12 @@ server_user(const char *name)
 	copy = *pw;		/* only the ids are used */
 	if (mkdir(CHROOT_DIR, 0755) == -1 && errno != EEXIST)
 		err(1, "%s", CHROOT_DIR);
+	if (lstat(CHROOT_DIR, &st) == -1)
+		err(1, "%s", CHROOT_DIR);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		errx(1, "%s: must be a directory owned by root and writable "
+		    "only by it", CHROOT_DIR);
 	return &copy;
 }
 
@@ -407,9 +414,12 @@ stop_server(pid_t child)
 	(void)waitpid(child, &status, 0);
 }
 
-/* Reap children; returns 1 if the server died. */
+/*
+ * Reap children; returns 1 if the server died.  A QEMU that is gone
+ * is no longer the one to admit: its pid could be reused.
+ */
 static int
-reap(struct qemu *q, pid_t child)
+reap(struct qemu *q, pid_t child, int ipc)
 {
 	pid_t	 pid;
 	int	 status;
@@ -424,10 +434,34 @@ reap(struct qemu *q, pid_t child)
 				    "%d", WEXITSTATUS(status));
 			return 1;
 		}
-		if (pid == q->pid)
+		if (pid == q->pid) {
 			qemu_exited(q, status);
+			tell_server(ipc, 0);
+		}
 	}
 	return 0;
+}
+
+/*
+ * The signals that arrived, all of them at once: a ^C reaches the
+ * whole process group, and the server's exit must not be taken for a
+ * crash when a stop was asked for in the same breath.
+ */
+static void
+read_signals(int *stop, int *chld)
+{
+	unsigned char	 sig;
+
+	while (read(sigpipe[0], &sig, 1) == 1) {
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("received signal %d, exiting", sig);
+			*stop = 1;
+		} else if (sig == SIGHUP)
+			log_info("SIGHUP ignored: the layout is fixed for the "
+			    "life of the server");
+		else if (sig == SIGCHLD)
+			*chld = 1;
+	}
 }
 
 /*
@@ -439,9 +473,8 @@ static int
 parent_main(struct qemu *q, pid_t child, int ipc)
 {
 	struct pollfd	 pfd;
-	unsigned char	 sig;
 	pid_t		 pid;
-	int		 rv = -1;
+	int		 rv = -1, stop, chld;
 
 	setproctitle("parent");
 	if (q->binary != NULL && (pid = qemu_start(q)) != -1)
@@ -451,19 +484,14 @@ parent_main(struct qemu *q, pid_t child, int ipc)
 	while (rv == -1) {
 		if (poll(&pfd, 1, qemu_timeout(q)) == -1 && errno != EINTR)
 			fatal("poll");
-		while (rv == -1 && read(sigpipe[0], &sig, 1) == 1) {
-			if (sig == SIGTERM || sig == SIGINT) {
-				log_info("received signal %d, exiting", sig);
-				rv = 0;
-			} else if (sig == SIGHUP)
-				log_info("SIGHUP ignored: the layout is fixed "
-				    "for the life of the server");
-			else if (sig == SIGCHLD && reap(q, child)) {
-				child = -1;
-				rv = 1;
-			}
-		}
-		if (rv == -1 && (pid = qemu_due(q)) != -1)
+		stop = chld = 0;
+		read_signals(&stop, &chld);
+		if (stop)
+			rv = 0;
+		else if (chld && reap(q, child, ipc)) {
+			child = -1;
+			rv = 1;
+		} else if ((pid = qemu_due(q)) != -1)
 			tell_server(ipc, pid);
 	}
 	qemu_stop(q);
@@ -540,7 +568,7 @@ options(int argc, char *argv[], struct opts *o, struct server *srv,
 			o->file = optarg;
 			break;
 		case 'g':
-			o->gid = group_id(optarg);
+			o->gid = group_id(optarg, ch);
 			break;
 		case 'l':
 			o->rawsize = size_arg(ch, optarg);
@@ -738,6 +766,8 @@ main(int argc, char *argv[])
 	    layout.nregions) == -1)
 		errx(1, "%s: invalid QEMU configuration", o.qconf);
 	if (o.nflag) {
+		if (o.user != NULL && getpwnam(o.user) == NULL)
+			errx(1, "-u %s: no such user", o.user);
 		layout_print(&layout);
 		if (o.qconf != NULL)
 			qemu_print(&qemu);
@@ -747,6 +777,7 @@ main(int argc, char *argv[])
 	}
 	pw = server_user(o.user);
 	srv.launched = qemu.binary != NULL;
+	qemu.ownpgrp = !o.dflag;
 
 	/* Set up what both processes need, while still privileged. */
 	raise_nofile();

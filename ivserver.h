@@ -103,6 +103,7 @@ struct qemu {
 	unsigned int	 backoff;
 	unsigned int	 respawns;
 	int		 stopping;
+	int		 ownpgrp;	/* start QEMU in its own group */
 };
 
 enum json_type {

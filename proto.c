@@ -395,6 +395,7 @@ static void
 vm_accept(void)
 {
 	struct peer	*p;
+	char		 why[64];
 	uid_t		 uid;
 	gid_t		 gid;
 	int		 s;
@@ -424,9 +425,9 @@ vm_accept(void)
 			return;
 		}
 	} else if (!allowed(uid, gid)) {
-		log_warnx("VM (pid %ld uid %ld gid %ld) refused: not in the "
-		    "allow list", (long)p->pid, (long)uid, (long)gid);
-		peer_refuse(p, "not allowed");
+		snprintf(why, sizeof(why), "uid %ld gid %ld not in the allow "
+		    "list", (long)uid, (long)gid);
+		peer_refuse(p, why);
 		return;
 	}
 	if (srv->peermode) {

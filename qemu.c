@@ -58,6 +58,26 @@ qemu_args(struct json *c, int t, struct qemu *q)
 	return t;
 }
 
+static const char *const fields[] = { "binary", "args", "pci_address",
+    "respawn", "respawn_limit", "respawn_delay", "stop_timeout" };
+
+/* Each field at most once: a second one is an error, not a leak. */
+static int
+once(struct json *c, int key, int *seen, const char *s, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (strlen(fields[i]) == n && memcmp(fields[i], s, n) == 0) {
+			if (seen[i]++) {
+				json_err(c, key, fields[i], "given twice");
+				return -1;
+			}
+			break;
+		}
+	return 0;
+}
+
 static int
 respawn_policy(struct json *c, int t, struct qemu *q)
 {
@@ -75,12 +95,24 @@ respawn_policy(struct json *c, int t, struct qemu *q)
 	return 0;
 }
 
-/* The ivshmem arguments are ivserver's: they must match the layout. */
+/*
+ * The ivshmem device and its chardev are ivserver's: they must match
+ * the layout.  -daemonize would hide QEMU from its supervisor.
+ */
 static int
 forbidden_arg(const char *a)
 {
-	return strstr(a, "ivshmem") != NULL ||
-	    strstr(a, "id=" IV_CHARDEV_ID) != NULL;
+	return strncmp(a, "ivshmem", 7) == 0 ||
+	    strstr(a, "id=" IV_CHARDEV_ID) != NULL ||
+	    strcmp(a, "-daemonize") == 0;
+}
+
+/* A PCI address: slot[.function], hexadecimal; nothing to inject. */
+static int
+valid_pciaddr(const char *a)
+{
+	return a[0] != '\0' && strlen(a) <= 8 &&
+	    strspn(a, "0123456789abcdefABCDEFx.") == strlen(a);
 }
 
 static int
@@ -89,18 +121,25 @@ qemu_fields(struct json *c, struct qemu *q)
 	const char	*s;
 	size_t		 n, i;
 	long long	 v;
-	int		 k, key, val;
+	int		 k, key, val, seen[8];
 
+	memset(seen, 0, sizeof(seen));
 	key = 1;
 	for (k = 0; k < json_kids(c, 0); k++, key = json_skip(c, val)) {
 		val = key + 1;
+		s = json_text(c, key, &n);
+		if (once(c, key, seen, s, n) == -1)
+			continue;
 		if (json_eq(c, key, "binary"))
 			(void)json_string(c, val, "binary", &q->binary);
 		else if (json_eq(c, key, "args"))
 			(void)qemu_args(c, val, q);
-		else if (json_eq(c, key, "pci_address"))
-			(void)json_string(c, val, "pci_address", &q->pciaddr);
-		else if (json_eq(c, key, "respawn"))
+		else if (json_eq(c, key, "pci_address")) {
+			if (json_string(c, val, "pci_address",
+			    &q->pciaddr) == 0 && !valid_pciaddr(q->pciaddr))
+				json_err(c, val, "pci_address", "\"%s\" is not "
+				    "a PCI slot[.function]", q->pciaddr);
+		} else if (json_eq(c, key, "respawn"))
 			(void)respawn_policy(c, val, q);
 		else if (json_eq(c, key, "respawn_limit")) {
 			if (json_number(c, val, "respawn_limit", 0, 1000000,
@@ -114,19 +153,17 @@ qemu_fields(struct json *c, struct qemu *q)
 			if (json_number(c, val, "stop_timeout", 1, 3600,
 			    &v) == 0)
 				q->stop_timeout = (unsigned int)v;
-		} else if (!json_eq(c, key, "comment")) {
-			s = json_text(c, key, &n);
+		} else if (!json_eq(c, key, "comment"))
 			json_err(c, key, "syntax", "unknown field \"%.*s\"",
 			    (int)n, s);
-		}
 	}
 	if (q->binary == NULL)
 		json_err(c, 0, "binary", "missing field \"binary\"");
 	for (i = 0; i < q->nargs; i++)
 		if (forbidden_arg(q->args[i]))
 			json_err(c, 0, "args", "\"%s\": ivserver adds the "
-			    "ivshmem device and its chardev itself",
-			    q->args[i]);
+			    "ivshmem device and its chardev itself, and "
+			    "supervises QEMU in the foreground", q->args[i]);
 	return c->errors ? -1 : 0;
 }
 
@@ -245,8 +282,9 @@ qemu_free(struct qemu *q)
 }
 
 /*
- * Start QEMU in its own process group, so that a ^C meant for ivserver
- * reaches QEMU only through ivserver's orderly stop.
+ * Start QEMU.  Detached, ivserver puts it in a process group of its
+ * own so that signals meant for ivserver reach QEMU only through its
+ * orderly stop; in the foreground QEMU keeps the terminal.
  */
 pid_t
 qemu_start(struct qemu *q)
@@ -264,7 +302,8 @@ qemu_start(struct qemu *q)
 			(void)signal(sig, SIG_DFL);
 		sigemptyset(&set);
 		sigprocmask(SIG_SETMASK, &set, NULL);
-		(void)setpgid(0, 0);
+		if (q->ownpgrp)
+			(void)setpgid(0, 0);
 		execv(q->binary, q->argv);
 		fprintf(stderr, "ivserver: exec %s: %s\n", q->binary,
 		    strerror(errno));
@@ -308,9 +347,9 @@ qemu_exited(struct qemu *q, int status)
 		    q->respawns);
 		return;
 	}
-	if (now_ms() - q->started >= STABLE_RUN || q->backoff == 0)
+	if (now_ms() - q->started >= STABLE_RUN || q->respawns == 0)
 		q->backoff = q->respawn_delay;
-	else if ((q->backoff *= 2) > BACKOFF_MAX)
+	else if ((q->backoff = q->backoff ? q->backoff * 2 : 1) > BACKOFF_MAX)
 		q->backoff = BACKOFF_MAX;
 	q->respawns++;
 	q->restart_at = now_ms() + (int64_t)q->backoff * 1000;
@@ -353,6 +392,7 @@ qemu_stop(struct qemu *q)
 		return;
 	log_info("stopping QEMU pid %ld", (long)q->pid);
 	(void)kill(q->pid, SIGTERM);
+	(void)kill(q->pid, SIGCONT);	/* a stopped QEMU cannot exit */
 	deadline = now_ms() + (int64_t)q->stop_timeout * 1000;
 	for (;;) {
 		r = waitpid(q->pid, &status, WNOHANG);

@@ -82,10 +82,6 @@ sandbox_limits(void)
 #define SC_ARCH		AUDIT_ARCH_X86_64
 #elif defined(__aarch64__)
 #define SC_ARCH		AUDIT_ARCH_AARCH64
-#elif defined(__i386__)
-#define SC_ARCH		AUDIT_ARCH_I386
-#elif defined(__arm__)
-#define SC_ARCH		AUDIT_ARCH_ARM
 #elif defined(__riscv) && __riscv_xlen == 64
 #define SC_ARCH		AUDIT_ARCH_RISCV64
 #endif
