@@ -50,6 +50,9 @@ layout-default.inc: conf/layout.json
 check: all
 	cd regress && ${MAKE} check
 
+fuzz:
+	cd regress/fuzz && ${MAKE} run
+
 bench: all
 	cd regress && ${MAKE} bench
 
@@ -74,5 +77,6 @@ lint:
 clean:
 	rm -f ${PROG} ${OBJS} layout-default.inc .depcheck
 	cd regress && ${MAKE} clean
+	cd regress/fuzz && ${MAKE} clean
 
-.PHONY: all check bench install uninstall lint clean
+.PHONY: all check fuzz bench install uninstall lint clean

@@ -175,6 +175,12 @@ json_check(struct json *c, int t)
 			return -1;
 		}
 		if (key) {
+			/* jsmn lets a key stand without its value: {"a"}. */
+			if (TOK(c)[i].size != 1 || i + 1 >= c->ntok) {
+				json_err(c, i, "syntax", "a key without a "
+				    "value");
+				return -1;
+			}
 			prev = span_end(&TOK(c)[i]);
 			i++;
 			if (!gap_ok(c->js, prev, span_start(&TOK(c)[i]), ':')) {
