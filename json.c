@@ -333,6 +333,7 @@ json_parse(struct json *c, const char *name, const char *js, size_t len)
 		c->ntok = r;
 		jsmn_init(&p);
 		r = jsmn_parse(&p, js, len, tok, r);
+		c->ntok = r > 0 ? r : 0;
 	}
 	if (r <= 0) {
 		if (r == 0)
