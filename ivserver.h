@@ -186,6 +186,7 @@ void	sandbox_limits(void);
 void	sandbox_enter(void);
 
 /* proto.c */
+int64_t	now_ms(void);
 int	proto_listen(struct listener *, mode_t, gid_t);
 void	proto_unlisten(struct listener *);
 int	proto_loop(struct server *);

@@ -91,7 +91,8 @@ static unsigned int		 nextid;
 static int64_t			 accept_resume;
 static struct server		*srv;
 
-static int64_t
+/* Milliseconds on the monotonic clock, for deadlines and timers. */
+int64_t
 now_ms(void)
 {
 	struct timespec	 ts;

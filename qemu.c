@@ -28,15 +28,6 @@ static int	qemu_args(struct json *, int, struct qemu *);
 static int	qemu_fields(struct json *, struct qemu *);
 static void	qemu_argv(struct qemu *, const char *, unsigned int);
 
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 qemu_args(struct json *c, int t, struct qemu *q)
 {
