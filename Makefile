@@ -62,12 +62,14 @@ install: all
 	install -m 755 ${PROG} ${DESTDIR}${BINDIR}/${PROG}
 	ln -sf ${PROG} ${DESTDIR}${BINDIR}/ivshmem-server
 	install -m 644 ivserver.8 ${DESTDIR}${MANDIR}/man8/ivserver.8
+	ln -sf ivserver.8 ${DESTDIR}${MANDIR}/man8/ivshmem-server.8
 	install -m 644 ivshm.h ${DESTDIR}${INCDIR}/ivshm.h
 	install -m 644 conf/*.json ${DESTDIR}${EXDIR}/
 
 uninstall:
 	rm -f ${DESTDIR}${BINDIR}/${PROG} ${DESTDIR}${BINDIR}/ivshmem-server \
 	    ${DESTDIR}${MANDIR}/man8/ivserver.8 \
+	    ${DESTDIR}${MANDIR}/man8/ivshmem-server.8 \
 	    ${DESTDIR}${INCDIR}/ivshm.h
 	rm -rf ${DESTDIR}${EXDIR}
 

@@ -241,7 +241,7 @@ rundir(int nflag)
 	return dir;
 }
 
-/* Socket paths are kept absolute: the daemon changes to /. */
+/* Paths are kept absolute: the daemon changes to /. */
 static const char *
 sockpath(const char *path, const char *name, int nflag, char *buf,
     size_t len)
@@ -532,7 +532,8 @@ size_arg(int ch, const char *arg)
 static void
 backing_arg(struct layout *l, int ch, const char *arg)
 {
-	if (l->backing != BACKING_MEMFD)
+	if (l->backing != BACKING_MEMFD && l->backing != (ch == 'M' ?
+	    BACKING_POSIX : BACKING_HUGETLB))
 		errx(1, "-M and -m exclude each other");
 	if (ch == 'M') {
 		l->backing = BACKING_POSIX;
@@ -693,21 +694,29 @@ compat_options(int argc, char *argv[], struct opts *o, struct server *srv,
 		backing_arg(l, 'M', "/ivshmem");
 }
 
-/* A pid file for the daemon, as QEMU's server writes one. */
+/*
+ * A pid file for the daemon, as QEMU's server writes one.  Never
+ * through a link: the parent is privileged.
+ */
 static int
 write_pidfile(const char *path)
 {
-	FILE	*fp;
+	char	 buf[32];
+	int	 fd, n;
 
-	if ((fp = fopen(path, "w")) == NULL) {
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
+	if (fd == -1) {
 		log_warn("%s", path);
 		return -1;
 	}
-	fprintf(fp, "%ld\n", (long)getpid());
-	if (fclose(fp) == EOF) {
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write(fd, buf, n) != n) {
 		log_warn("%s", path);
+		close(fd);
 		return -1;
 	}
+	close(fd);
 	return 0;
 }
 
@@ -719,7 +728,7 @@ main(int argc, char *argv[])
 	struct qemu	 qemu;
 	struct opts	 o;
 	struct passwd	*pw;
-	char		 qbuf[PATH_MAX], cbuf[PATH_MAX];
+	char		 qbuf[PATH_MAX], cbuf[PATH_MAX], pbuf[PATH_MAX];
 	mode_t		 mode;
 	pid_t		 child;
 	int		 rv, ipc[2], pidfile = 0;
@@ -759,6 +768,8 @@ main(int argc, char *argv[])
 	srv.layout = &layout;
 	srv.qemu.path = sockpath(o.qpath, "qemu.sock", o.nflag, qbuf,
 	    sizeof(qbuf));
+	if (o.pidfile != NULL)
+		o.pidfile = sockpath(o.pidfile, NULL, 1, pbuf, sizeof(pbuf));
 	if (!srv.peermode)
 		srv.client.path = sockpath(o.cpath, "client.sock", o.nflag,
 		    cbuf, sizeof(cbuf));
@@ -796,7 +807,8 @@ main(int argc, char *argv[])
 		proto_unlisten(&srv.client);
 		exit(1);
 	}
-	if (layout_open_shm(&layout) == -1 || layout_eventfds(&layout) == -1) {
+	if (layout_open_shm(&layout) == -1 ||
+	    (!srv.peermode && layout_eventfds(&layout) == -1)) {
 		proto_unlisten(&srv.qemu);
 		proto_unlisten(&srv.client);
 		layout_free(&layout);
@@ -809,6 +821,10 @@ main(int argc, char *argv[])
 		if (o.pidfile != NULL)
 			pidfile = write_pidfile(o.pidfile) == 0;
 	}
+	if (srv.peermode && layout.nregions > srv.nvectors)
+		log_warnx("%u regions but %u vectors per peer: the vectors of "
+		    "regions %u and on cannot be rung", layout.nregions,
+		    srv.nvectors, srv.nvectors);
 	if (srv.peermode)
 		log_info("peer mode: %u vectors per peer, %ju bytes; peers on "
 		    "%s", srv.nvectors, (uintmax_t)layout.size,

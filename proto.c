@@ -333,7 +333,8 @@ peer_join(struct peer *p)
 static void
 peer_refuse(struct peer *p, const char *why)
 {
-	log_warnx("VM (pid %ld) refused: %s", (long)p->pid, why);
+	log_warnx("%s (pid %ld) refused: %s", srv->peermode ? "peer" : "VM",
+	    (long)p->pid, why);
 	p->closing = 1;
 	peer_send(p, IVSHM_CLIENT_VERSION, -1);
 	peer_send(p, REFUSED_ID, -1);
@@ -368,7 +369,11 @@ peer_vectors(struct peer *p)
 {
 	unsigned int	 v;
 
-	if (nvms >= srv->maxclients || peer_newid(&p->id) == -1) {
+	if (nvms >= srv->maxclients) {
+		peer_refuse(p, "the limit of peers (-c) is reached");
+		return -1;
+	}
+	if (peer_newid(&p->id) == -1) {
 		peer_refuse(p, "no free peer ID");
 		return -1;
 	}
