@@ -176,6 +176,11 @@ run_load(unsigned int conc, unsigned int total, int64_t deadline)
 	}
 	printf("served %u failed %u\n", served, failed + (total - served -
 	    failed));
+	for (i = 0; i < conc; i++)
+		if (cl[i].fd != -1)
+			close(cl[i].fd);
+	free(cl);
+	free(pfd);
 }
 
 int
