@@ -51,13 +51,15 @@ static void	vlog(int, const char *, va_list)
 static void	vlog_errno(int, const char *, va_list)
 		    __attribute__((__format__(__printf__, 2, 0)));
 
+/* One line, one write: lines from two processes must not interleave. */
 static void
 vlog(int pri, const char *fmt, va_list ap)
 {
+	char	 buf[512];
+
 	if (log_stderr) {
-		fprintf(stderr, "%s: ", getprogname());
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
+		vsnprintf(buf, sizeof(buf), fmt, ap);
+		fprintf(stderr, "%s: %s\n", getprogname(), buf);
 	} else
 		vsyslog(pri, fmt, ap);
 }

@@ -34,6 +34,7 @@
 #define VM_PEER_ID		1
 #define PEER_QUEUE_MAX		65536	/* messages waiting for one peer */
 #define ACCEPT_BACKOFF		100	/* ms without accept after EMFILE */
+#define ACCEPT_BATCH		64	/* clients accepted in one round */
 #define REFUSED_ID		(-1)	/* fatal to QEMU during its setup */
 
 /* One 8-byte message, with an fd we own, waiting for a slow peer. */
@@ -474,6 +475,8 @@ vm_input(struct peer *p)
  * Host-client side.
  */
 
+static void	client_output(struct conn *);
+
 static void
 conn_free(struct conn *c)
 {
@@ -493,7 +496,8 @@ conn_wait_request(struct conn *c)
 	c->deadline = now_ms() + srv->timeout;
 }
 
-static void
+/* Returns 1 if a client was accepted (or refused), 0 if none waits. */
+static int
 client_accept(void)
 {
 	struct conn	*c;
@@ -509,12 +513,12 @@ client_accept(void)
 		} else if (errno != EAGAIN && errno != EINTR &&
 		    errno != ECONNABORTED)
 			log_warn("client accept");
-		return;
+		return 0;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warn("client accept");
 		close(s);
-		return;
+		return 0;
 	}
 	c->fd = s;
 	peer_cred(s, &c->pid, &c->uid, &gid);
@@ -523,7 +527,7 @@ client_accept(void)
 		    "allow list", (long)c->pid, (long)c->uid, (long)gid);
 		close(s);
 		free(c);
-		return;
+		return 1;
 	}
 	log_debug("client pid %ld uid %ld connected", (long)c->pid,
 	    (long)c->uid);
@@ -534,6 +538,8 @@ client_accept(void)
 	c->outlen = sizeof(v);
 	c->outoff = 0;
 	c->state = C_SEND;
+	client_output(c);
+	return 1;
 }
 
 /* The reply to one complete request. */
@@ -569,27 +575,34 @@ client_request(struct conn *c)
 	c->state = C_SEND;
 }
 
+/*
+ * Read what the client sent: the length, then the name, in as many
+ * reads as the data needs and no more, and answer at once, since the
+ * socket almost always has room for 16 bytes.
+ */
 static void
 client_input(struct conn *c)
 {
 	ssize_t		 n;
 	unsigned int	 len;
 
-	n = read(c->fd, c->in + c->inlen, c->want - c->inlen);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		if (n == -1 && errno != ECONNRESET)
-			log_warn("client pid %ld: read", (long)c->pid);
-		else if (c->inlen != 0 || c->state != C_LEN)
-			log_info("client pid %ld: closed in mid-request",
-			    (long)c->pid);
-		c->dead = 1;
-		return;
-	}
-	if ((c->inlen += n) < c->want)
-		return;
-	if (c->state == C_LEN) {
+	for (;;) {
+		n = read(c->fd, c->in + c->inlen, c->want - c->inlen);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			if (n == -1 && errno != ECONNRESET)
+				log_warn("client pid %ld: read", (long)c->pid);
+			else if (c->inlen != 0 || c->state != C_LEN)
+				log_info("client pid %ld: closed in "
+				    "mid-request", (long)c->pid);
+			c->dead = 1;
+			return;
+		}
+		if ((c->inlen += n) < c->want)
+			return;
+		if (c->state == C_NAME)
+			break;
 		len = c->in[0] | (unsigned int)c->in[1] << 8;
 		if (len == 0 || len > REGION_NAME_MAX) {
 			log_warnx("client pid %ld: bad name length %u",
@@ -599,9 +612,9 @@ client_input(struct conn *c)
 		}
 		c->state = C_NAME;
 		c->want = 2 + len;
-		return;
 	}
 	client_request(c);
+	client_output(c);
 }
 
 static void
@@ -784,6 +797,7 @@ loop_dispatch(size_t i)
 	struct peer	*p;
 	struct conn	*c;
 	short		 ev = pfd[i].revents;
+	int		 k;
 
 	switch (ref[i].kind) {
 	case PFD_SIGNAL:
@@ -793,7 +807,10 @@ loop_dispatch(size_t i)
 		vm_accept();
 		break;
 	case PFD_CLIENT:
-		client_accept();
+		/* A burst is taken in one round, not one per poll. */
+		for (k = 0; k < ACCEPT_BATCH && nconns < srv->maxclients &&
+		    accept_resume == 0 && client_accept(); k++)
+			;
 		break;
 	case PFD_PEER:
 		p = ref[i].ptr;
