@@ -190,6 +190,17 @@ peer_sendmsg(int s, int64_t val, int fd)
 	return n == 0 ? 0 : 1;
 }
 
+/* A peer that has just closed is the usual case: its EOF comes next. */
+static void
+peer_send_failed(struct peer *p)
+{
+	if (errno == EPIPE || errno == ECONNRESET)
+		log_debug("peer %u: gone while being told", p->id);
+	else
+		log_warn("peer %u: send", p->id);
+	p->dead = 1;
+}
+
 /*
  * Queue one message to a peer: straight onto the socket when nothing
  * waits before it, else behind the others with a duplicate of the fd,
@@ -207,8 +218,7 @@ peer_send(struct peer *p, int64_t val, int fd)
 		if ((rv = peer_sendmsg(p->fd, val, fd)) == 1)
 			return;
 		if (rv == -1) {
-			log_warn("peer %u: send", p->id);
-			p->dead = 1;
+			peer_send_failed(p);
 			return;
 		}
 	}
@@ -245,8 +255,7 @@ peer_flush(struct peer *p)
 		if ((rv = peer_sendmsg(p->fd, m->val, m->fd)) == 0)
 			return;
 		if (rv == -1) {
-			log_warn("peer %u: send", p->id);
-			p->dead = 1;
+			peer_send_failed(p);
 			return;
 		}
 		STAILQ_REMOVE_HEAD(&p->outq, entry);
