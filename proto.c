@@ -329,11 +329,16 @@ peer_join(struct peer *p)
 			continue;
 		for (v = 0; v < q->nvec; v++)
 			peer_send(p, q->id, q->vec[v]);
-		for (v = 0; v < p->nvec; v++)
-			peer_send(q, p->id, p->vec[v]);
 	}
 	for (v = 0; v < p->nvec; v++)
 		peer_send(p, p->id, p->vec[v]);
+	/* The others learn of it last: the newcomer's setup waits on us. */
+	TAILQ_FOREACH(q, &peers, entry) {
+		if (q == p || !q->joined)
+			continue;
+		for (v = 0; v < p->nvec; v++)
+			peer_send(q, p->id, p->vec[v]);
+	}
 }
 
 /*

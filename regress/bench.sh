@@ -271,6 +271,47 @@ else
 	    >> "$ROWS"
 fi
 
+# --- 7. peer mode: the k-th join, and what 100 peers cost ----------------
+
+say "7. peer mode: joins with 8 vectors, 100 peers"
+"$IVSERVER" -d -P 8 -c 200 -q "$T/peers" 2> "$T/peers.log" &
+SERVERPID=$!
+HOLDERS=
+if wait_sock "$T/peers"; then
+	# Peers that stay, k - 1 of them, while the k-th joins 200 times.
+	held=0
+	for k in 1 10 100; do
+		while [ $held -lt $((k - 1)) ]; do
+			sleep 600 | ./peer -s "$T/peers" -n 8 -w 600000 \
+			    > /dev/null 2>&1 &
+			HOLDERS="$HOLDERS $!"
+			held=$((held + 1))
+		done
+		sleep 1
+		J=$(./peer -s "$T/peers" -n 8 -j 200 2>/dev/null)
+		printf 'row\t%s\t%s\t-\t-\t-\t-\n' \
+		    "7. peer join p50 / p99, k = $k, 8 vectors" \
+		    "$(echo "$J" | awk '{ print $3 " / " $5 " us" }')" \
+		    >> "$ROWS"
+	done
+	sleep 600 | ./peer -s "$T/peers" -n 8 -w 600000 > /dev/null 2>&1 &
+	HOLDERS="$HOLDERS $!"			# the 100th
+	sleep 1
+	C=$(pgrep -P "$SERVERPID" | head -1)
+	F=$(ls /proc/"$C"/fd | wc -l)
+	R=$(cat /proc/"$SERVERPID"/status /proc/"$C"/status |
+	    awk '/^VmRSS:/ { n += $2 } END { print n }')
+	printf 'row\t%s\t%s\t-\t-\t-\t-\n' \
+	    "7. 100 peers of 8 vectors: server fds, RSS" \
+	    "$F fds, $R KiB" >> "$ROWS"
+else
+	run "7. peer mode" false
+fi
+for h in $HOLDERS; do kill "$h" 2>/dev/null; done
+pkill -f "peer -s $T/peers" 2>/dev/null
+stop_pid "$SERVERPID"
+SERVERPID=
+
 # --- the table ------------------------------------------------------------
 
 END=$(date +%s)

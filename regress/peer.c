@@ -102,7 +102,7 @@ static int		 shmseen;
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-bv] [-c count] [-l size] [-n vectors] "
+	fprintf(stderr, "usage: %s [-bv] [-c count] [-j joins] [-l size] [-n vectors] "
 	    "[-t ms] [-w ms]\n\t-s socket\n", getprogname());
 	exit(1);
 }
@@ -502,6 +502,43 @@ run_once(void)
 	conn_close(&c);
 }
 
+static int
+us_cmp(const void *a, const void *b)
+{
+	long long	 x = *(const long long *)a, y = *(const long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * For make bench: join and leave count times, one after the other,
+ * and print how long a join takes, from connect to the last own fd.
+ */
+static void
+run_joins(long count)
+{
+	struct conn	 c;
+	struct timespec	 t0, t1;
+	long long	*us;
+	long		 i;
+
+	if ((us = calloc(count, sizeof(*us))) == NULL)
+		err(1, NULL);
+	for (i = 0; i < count; i++) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		conn_open(&c);
+		handshake(&c);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		conn_close(&c);
+		us[i] = (t1.tv_sec - t0.tv_sec) * 1000000LL +
+		    (t1.tv_nsec - t0.tv_nsec) / 1000;
+	}
+	qsort(us, count, sizeof(*us), us_cmp);
+	printf("join p50 %lld p99 %lld us\n", us[count / 2],
+	    us[(count * 99) / 100]);
+	free(us);
+}
+
 /* Any byte from a peer is a goodbye: the server must close on us. */
 static void
 run_byte(void)
@@ -680,10 +717,10 @@ int
 main(int argc, char *argv[])
 {
 	const char	*errstr;
-	long		 count = 0, watch = -1;
+	long		 count = 0, watch = -1, joins = 0;
 	int		 byte = 0, ch;
 
-	while ((ch = getopt(argc, argv, "bc:l:n:s:t:vw:")) != -1) {
+	while ((ch = getopt(argc, argv, "bc:j:l:n:s:t:vw:")) != -1) {
 		switch (ch) {
 		case 'b':
 			byte = 1;
@@ -692,6 +729,11 @@ main(int argc, char *argv[])
 			count = strtonum(optarg, 1, LONG_MAX, &errstr);
 			if (errstr != NULL)
 				errx(1, "count %s: %s", optarg, errstr);
+			break;
+		case 'j':
+			joins = strtonum(optarg, 1, 1000000, &errstr);
+			if (errstr != NULL)
+				errx(1, "joins %s: %s", optarg, errstr);
 			break;
 		case 'l':
 			wantsize = strtonum(optarg, 4096, LLONG_MAX, &errstr);
@@ -724,7 +766,7 @@ main(int argc, char *argv[])
 		}
 	}
 	if (sockpath == NULL || optind != argc ||
-	    byte + (count > 0) + (watch >= 0) > 1)
+	    byte + (count > 0) + (watch >= 0) + (joins > 0) > 1)
 		usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -734,6 +776,8 @@ main(int argc, char *argv[])
 		run_cycles(count);
 	else if (watch >= 0)
 		run_watch(watch);
+	else if (joins > 0)
+		run_joins(joins);
 	else
 		run_once();
 	return (0);
