@@ -20,9 +20,7 @@
  */
 
 #include <sys/types.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -33,65 +31,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#define IO_TIMEOUT	5000		/* ms: a qtest reply, a peer line */
-#define EVENT_TIMEOUT	2000		/* ms: a PBA bit, an irq line */
+#include "qtest.h"
+
 #define SETTLE		50		/* ms: for an event that must not come */
 #define FD_TIMEOUT	10000		/* ms: fds closed after a leave */
-#define START_TIMEOUT	20000		/* ms: QEMU start to qtest */
 #define PEER_TIMEOUT	120000		/* ms: any one peer run */
 #define QEMU_LIFETIME	280000		/* ms: any one QEMU */
 #define WATCHDOG	300		/* s: the whole test */
 #define NQEMU		5
-#define MAXARGS		32
-#define MAXVEC		256		/* the doorbell has 8 bits of vector */
-
-#define PCI_SLOT	4
-#define PCI_ID		0x11101af4	/* 1af4:1110, ivshmem */
-#define PCI_CMD_MEM	0x0002
-#define PCI_CMD_MASTER	0x0004
-#define PCI_STATUS_CAP	0x0010
-#define PCI_CAP_MSIX	0x11
-#define MSIX_ENABLE	0x8000
-#define MSIX_FMASK	0x4000
-#define MSIX_MASKED	0x1		/* in an entry's vector control */
-
-#define IVPOSITION	8		/* BAR0 registers */
-#define DOORBELL	12
-
-/* As in vmtest: BAR2 above 4G, MSI-X messages to plain RAM. */
-#define BAR0_ADDR	0xe0000000ULL
-#define BAR1_ADDR	0xe0100000ULL
-#define BAR2_MIN	0x100000000ULL
-#define SCRATCH		0x10000ULL
-
-struct qemu {
-	int		 n;		/* 1, 2, ..., for messages */
-	long		 id;		/* IVPosition */
-	pid_t		 pid;		/* -1 once reaped */
-	int		 status;	/* from waitpid */
-	int		 qt;		/* qtest connection, or -1 */
-	char		*in;		/* qtest input */
-	size_t		 inlen;
-	size_t		 insize;
-	size_t		 used;		/* bytes of the last reply */
-	char		 errpath[PATH_MAX];
-	off_t		 errshown;	/* stderr printed so far */
-	long long	 deadline;	/* killed after this */
-	uint64_t	 bar[3];
-	uint64_t	 table;		/* MSI-X, guest physical */
-	uint64_t	 pba;
-	unsigned int	 nvec;
-};
 
 /* A C peer run: its stdin and stdout on pipes, stderr to a file. */
 struct child {
@@ -107,38 +62,14 @@ struct child {
 };
 
 static void	 usage(void);
-static long long now_ms(void);
-static void	 sleep_ms(int);
-static int	 readable(int, int);
 static void	 check(int, struct qemu *, const char *, ...)
 		    __attribute__((__format__(__printf__, 3, 4)));
 static void	 kill_all(void);
 static void	 on_alarm(int);
 static void	 on_signal(int);
 static void	 cleanup(void);
-static const char *optescape(const char *);
-static int	 listen_unix(const char *);
-static void	 argv_add(char **, int *, const char *);
-static int	 qemu_start(struct qemu *, int);
-static int	 qemu_accept(struct qemu *, int);
-static int	 qemu_exited(struct qemu *);
-static int	 qemu_wait(struct qemu *, int);
-static void	 qemu_kill(struct qemu *);
-static void	 showfile(const char *, off_t *, const char *);
-static void	 qemu_showerr(struct qemu *);
-static const char *qt_cmd(struct qemu *, const char *, ...)
-		    __attribute__((__format__(__printf__, 2, 3)));
-static int	 qt_num(struct qemu *, uint64_t *, const char *, ...)
-		    __attribute__((__format__(__printf__, 3, 4)));
-static int	 cfg_read(struct qemu *, int, uint32_t *);
-static int	 cfg_write(struct qemu *, int, uint32_t);
-static int	 cfg_write16(struct qemu *, int, uint16_t);
-static int	 bar_probe(struct qemu *, int, uint64_t *, int *);
 static int	 pci_setup(struct qemu *);
 static int	 msix_setup(struct qemu *);
-static int	 pba_read(struct qemu *, uint32_t *);
-static int	 pba_expect(struct qemu *, int);
-static int	 msix_deliver(struct qemu *, unsigned int);
 static int	 vm_start(struct qemu *, int, long);
 static void	 vm_raw(struct qemu *);
 static void	 vm_share(struct qemu **, int);
@@ -164,13 +95,9 @@ static int	 watcher_quiet(void);
 static void	 ring_watcher(struct qemu **, int, const char *);
 static void	 peers_run(struct qemu **, int);
 
-/* -S: no guest CPU ever runs; TCG, as KVM may be missing. */
-static const char *const	 qemu_args[] = {
-	"-M", "pc", "-accel", "tcg", "-S", "-nodefaults", "-display", "none",
-	"-m", "64", NULL
+static struct qemu_conf		 conf = {
+	"qemu-system-x86_64", NULL, NULL, 1, QEMU_LIFETIME, NULL
 };
-static const char		*qemubin = "qemu-system-x86_64";
-static const char		*sockpath;
 static char			 peerbin[PATH_MAX];
 static unsigned int		 nvectors = 1;
 static long long		 winsize = -1;
@@ -191,48 +118,6 @@ usage(void)
 	fprintf(stderr, "usage: %s -S socket [-C peer] [-c cycles] [-l size] "
 	    "[-n vectors]\n\t[-p serverpid] [-Q qemu]\n", getprogname());
 	exit(1);
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-static void
-sleep_ms(int ms)
-{
-	long long	deadline;
-
-	/* poll(2) ends early on a signal: SIGCHLD comes often here. */
-	deadline = now_ms() + ms;
-	while ((ms = deadline - now_ms()) > 0)
-		poll(NULL, 0, ms);
-}
-
-/* Whether fd becomes readable within ms, 0 to look without waiting. */
-static int
-readable(int fd, int ms)
-{
-	struct pollfd	pfd;
-	long long	deadline;
-	int		n;
-
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	deadline = now_ms() + ms;
-	for (;;) {
-		n = poll(&pfd, 1, ms);
-		if (n >= 0)
-			return (n == 1);
-		if (errno != EINTR)
-			return (0);
-		if ((ms = deadline - now_ms()) < 0)
-			ms = 0;
-	}
 }
 
 static void
@@ -295,435 +180,16 @@ on_signal(int sig)
 static void
 cleanup(void)
 {
-	char	path[PATH_MAX];
 	int	i;
 
-	for (i = 0; i < nqemus; i++) {
-		qemu_kill(&qemus[i]);
-		unlink(qemus[i].errpath);
-		snprintf(path, sizeof(path), "%s/qtest-%d.sock", tmpdir,
-		    qemus[i].n);
-		unlink(path);
-	}
+	for (i = 0; i < nqemus; i++)
+		qemu_remove(&qemus[i], tmpdir);
 	child_kill(&watcher);
 	child_kill(&runner);
 	unlink(watcher.errpath);
 	unlink(runner.errpath);
 	if (tmpdir[0] != '\0')
 		rmdir(tmpdir);
-}
-
-/* QEMU's option syntax takes a comma as ",,". */
-static const char *
-optescape(const char *s)
-{
-	static char	buf[2 * PATH_MAX];
-	size_t		i = 0;
-
-	for (; *s != '\0' && i < sizeof(buf) - 2; s++) {
-		if (*s == ',')
-			buf[i++] = ',';
-		buf[i++] = *s;
-	}
-	buf[i] = '\0';
-	return (buf);
-}
-
-static int
-listen_unix(const char *path)
-{
-	struct sockaddr_un	sun;
-	int			s;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
-	    sizeof(sun.sun_path)) {
-		warnx("%s: socket path too long", path);
-		return (-1);
-	}
-	if ((s = socket(AF_UNIX, SOCK_STREAM, 0)) == -1) {
-		warn("socket");
-		return (-1);
-	}
-	if (fcntl(s, F_SETFD, FD_CLOEXEC) == -1 ||
-	    fcntl(s, F_SETFL, O_NONBLOCK) == -1 ||
-	    bind(s, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    listen(s, 1) == -1) {
-		warn("%s", path);
-		close(s);
-		return (-1);
-	}
-	return (s);
-}
-
-/* execv(3) takes writable strings: hand it copies. */
-static void
-argv_add(char **argv, int *argc, const char *s)
-{
-	if (*argc >= MAXARGS - 1)
-		errx(1, "too many arguments");
-	if ((argv[(*argc)++] = strdup(s)) == NULL)
-		err(1, NULL);
-	argv[*argc] = NULL;
-}
-
-/* Start QEMU number n, a peer, with qtest; its stderr goes to a file. */
-static int
-qemu_start(struct qemu *q, int n)
-{
-	char	 chardev[3 * PATH_MAX], device[128], qtpath[PATH_MAX];
-	char	 qtarg[3 * PATH_MAX];
-	char	*argv[MAXARGS];
-	int	 argc = 0, errfd = -1, i, ls = -1, nullfd = -1;
-	pid_t	 pid;
-
-	memset(q, 0, sizeof(*q));
-	q->n = n;
-	q->id = -1;
-	q->pid = -1;
-	q->qt = -1;
-	if ((q->in = malloc(4096)) == NULL)
-		err(1, NULL);
-	q->insize = 4096;
-	snprintf(q->errpath, sizeof(q->errpath), "%s/qemu-%d.err", tmpdir, n);
-	nqemus = n;	/* for cleanup, from now on */
-	snprintf(qtpath, sizeof(qtpath), "%s/qtest-%d.sock", tmpdir, n);
-	snprintf(chardev, sizeof(chardev), "socket,path=%s,id=iv",
-	    optescape(sockpath));
-	snprintf(qtarg, sizeof(qtarg), "unix:%s", optescape(qtpath));
-	snprintf(device, sizeof(device),
-	    "ivshmem-doorbell,chardev=iv,vectors=%u,addr=%d", nvectors,
-	    PCI_SLOT);
-
-	argv_add(argv, &argc, qemubin);
-	for (i = 0; qemu_args[i] != NULL; i++)
-		argv_add(argv, &argc, qemu_args[i]);
-	argv_add(argv, &argc, "-qtest");
-	argv_add(argv, &argc, qtarg);
-	argv_add(argv, &argc, "-qtest-log");
-	argv_add(argv, &argc, "none");
-	argv_add(argv, &argc, "-chardev");
-	argv_add(argv, &argc, chardev);
-	argv_add(argv, &argc, "-device");
-	argv_add(argv, &argc, device);
-
-	if ((ls = listen_unix(qtpath)) == -1)
-		goto fail;
-	errfd = open(q->errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	nullfd = open("/dev/null", O_RDONLY);
-	if (errfd == -1 || nullfd == -1) {
-		warn("%s", q->errpath);
-		goto fail;
-	}
-	switch (pid = fork()) {
-	case -1:
-		warn("fork");
-		goto fail;
-	case 0:
-#ifdef __linux__
-		/* Should peertest die, QEMU dies with it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-		if (dup2(nullfd, STDIN_FILENO) == -1 ||
-		    dup2(errfd, STDOUT_FILENO) == -1 ||
-		    dup2(errfd, STDERR_FILENO) == -1)
-			_exit(127);
-		execvp(qemubin, argv);
-		dprintf(STDERR_FILENO, "exec %s: %s\n", qemubin,
-		    strerror(errno));
-		_exit(127);
-	}
-	close(errfd);
-	close(nullfd);
-	for (i = 0; i < argc; i++)
-		free(argv[i]);
-	q->pid = pid;
-	q->deadline = now_ms() + QEMU_LIFETIME;
-	if (qemu_accept(q, ls) == -1) {
-		close(ls);
-		unlink(qtpath);
-		qemu_kill(q);
-		return (-1);
-	}
-	close(ls);
-	unlink(qtpath);
-	return (0);
-fail:
-	for (i = 0; i < argc; i++)
-		free(argv[i]);
-	if (errfd != -1)
-		close(errfd);
-	if (nullfd != -1)
-		close(nullfd);
-	if (ls != -1) {
-		close(ls);
-		unlink(qtpath);
-	}
-	return (-1);
-}
-
-/* Wait for QEMU's qtest connection, and notice if QEMU dies first. */
-static int
-qemu_accept(struct qemu *q, int ls)
-{
-	long long	deadline;
-
-	deadline = now_ms() + START_TIMEOUT;
-	while (now_ms() < deadline) {
-		if (readable(ls, 50)) {
-			if ((q->qt = accept(ls, NULL, NULL)) == -1) {
-				warn("qemu %d: accept", q->n);
-				return (-1);
-			}
-			if (fcntl(q->qt, F_SETFD, FD_CLOEXEC) == -1 ||
-			    fcntl(q->qt, F_SETFL, O_NONBLOCK) == -1) {
-				warn("qemu %d: fcntl", q->n);
-				return (-1);
-			}
-			return (0);
-		}
-		if (qemu_exited(q)) {
-			warnx("qemu %d exited before it spoke qtest", q->n);
-			return (-1);
-		}
-	}
-	warnx("qemu %d: no qtest connection in %d ms", q->n, START_TIMEOUT);
-	return (-1);
-}
-
-static int
-qemu_exited(struct qemu *q)
-{
-	if (q->pid == -1)
-		return (1);
-	if (waitpid(q->pid, &q->status, WNOHANG) != q->pid)
-		return (0);
-	q->pid = -1;
-	return (1);
-}
-
-static int
-qemu_wait(struct qemu *q, int ms)
-{
-	long long	deadline;
-
-	deadline = now_ms() + ms;
-	for (;;) {
-		if (qemu_exited(q))
-			return (1);
-		if (now_ms() >= deadline)
-			return (0);
-		sleep_ms(10);
-	}
-}
-
-static void
-qemu_kill(struct qemu *q)
-{
-	if (q->qt != -1) {
-		close(q->qt);
-		q->qt = -1;
-	}
-	if (q->pid <= 0)
-		return;
-	kill(q->pid, SIGKILL);
-	if (!qemu_wait(q, IO_TIMEOUT))
-		warnx("qemu %d (pid %ld) survives SIGKILL", q->n,
-		    (long)q->pid);
-}
-
-/* Copy to stderr what a child wrote to path since the last time. */
-static void
-showfile(const char *path, off_t *shown, const char *what)
-{
-	char	 buf[4096];
-	ssize_t	 n;
-	int	 fd;
-
-	if (path[0] == '\0' || (fd = open(path, O_RDONLY)) == -1)
-		return;
-	if (lseek(fd, *shown, SEEK_SET) != -1) {
-		while ((n = read(fd, buf, sizeof(buf))) > 0) {
-			fprintf(stderr, "--- %s stderr:\n", what);
-			fwrite(buf, 1, n, stderr);
-			*shown += n;
-		}
-	}
-	close(fd);
-}
-
-static void
-qemu_showerr(struct qemu *q)
-{
-	char	what[32];
-
-	snprintf(what, sizeof(what), "qemu %d", q->n);
-	showfile(q->errpath, &q->errshown, what);
-	if (q->pid == -1 && WIFEXITED(q->status))
-		fprintf(stderr, "--- qemu %d exited %d\n", q->n,
-		    WEXITSTATUS(q->status));
-	else if (q->pid == -1 && WIFSIGNALED(q->status))
-		fprintf(stderr, "--- qemu %d killed by signal %d\n", q->n,
-		    WTERMSIG(q->status));
-}
-
-/*
- * Send one qtest command and return its reply after "OK", or NULL.  A
- * QEMU that does not answer in time or has lived too long is killed.
- */
-static const char *
-qt_cmd(struct qemu *q, const char *fmt, ...)
-{
-	char		 cmd[128], *nl;
-	va_list		 ap;
-	long long	 deadline;
-	size_t		 len, off;
-	ssize_t		 n;
-
-	if (q->qt == -1)
-		return (NULL);
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd) - 1, fmt, ap);
-	va_end(ap);
-	len = strlen(cmd);
-	cmd[len++] = '\n';
-
-	/* Drop the previous reply. */
-	memmove(q->in, q->in + q->used, q->inlen - q->used);
-	q->inlen -= q->used;
-	q->used = 0;
-
-	deadline = now_ms() + IO_TIMEOUT;
-	if (deadline > q->deadline)
-		deadline = q->deadline;
-	for (off = 0; off < len; off += n) {
-		if ((n = write(q->qt, cmd + off, len - off)) != -1)
-			continue;
-		if (errno != EAGAIN && errno != EINTR) {
-			warn("qemu %d: qtest write", q->n);
-			goto dead;
-		}
-		if (now_ms() >= deadline)
-			goto timeout;
-		n = 0;
-		sleep_ms(1);
-	}
-	cmd[len - 1] = '\0';
-
-	while ((nl = memchr(q->in, '\n', q->inlen)) == NULL) {
-		if (q->inlen == q->insize) {
-			if ((q->in = realloc(q->in, q->insize + 4096)) == NULL)
-				err(1, NULL);
-			q->insize += 4096;
-		}
-		if (!readable(q->qt, deadline - now_ms() > 0 ?
-		    (int)(deadline - now_ms()) : 0))
-			goto timeout;
-		n = read(q->qt, q->in + q->inlen, q->insize - q->inlen);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n <= 0) {
-			warnx("qemu %d: qtest connection lost at \"%s\"",
-			    q->n, cmd);
-			goto dead;
-		}
-		q->inlen += n;
-	}
-	*nl = '\0';
-	q->used = nl + 1 - q->in;
-	if (strncmp(q->in, "OK", 2) != 0 ||
-	    (q->in[2] != '\0' && q->in[2] != ' ')) {
-		warnx("qemu %d: \"%s\": %s", q->n, cmd, q->in);
-		return (NULL);
-	}
-	return (q->in[2] == ' ' ? q->in + 3 : q->in + 2);
-timeout:
-	warnx("qemu %d: no qtest reply to \"%s\" in time, killing it",
-	    q->n, cmd);
-dead:
-	qemu_kill(q);
-	return (NULL);
-}
-
-static int
-qt_num(struct qemu *q, uint64_t *v, const char *fmt, ...)
-{
-	char		 cmd[128];
-	const char	*r;
-	char		*end;
-	va_list		 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	if ((r = qt_cmd(q, "%s", cmd)) == NULL)
-		return (-1);
-	errno = 0;
-	*v = strtoull(r, &end, 0);
-	if (errno != 0 || end == r || *end != '\0') {
-		warnx("qemu %d: \"%s\": bad number \"%s\"", q->n, cmd, r);
-		return (-1);
-	}
-	return (0);
-}
-
-/* Configuration mechanism #1: address to 0xcf8, data at 0xcfc. */
-#define CFG_ADDR(reg)	(0x80000000U | PCI_SLOT << 11 | ((reg) & 0xfc))
-
-static int
-cfg_read(struct qemu *q, int reg, uint32_t *v)
-{
-	uint64_t	x;
-
-	if (qt_cmd(q, "outl 0xcf8 0x%x", CFG_ADDR(reg)) == NULL ||
-	    qt_num(q, &x, "inl 0xcfc") == -1)
-		return (-1);
-	*v = x;
-	return (0);
-}
-
-static int
-cfg_write(struct qemu *q, int reg, uint32_t v)
-{
-	if (qt_cmd(q, "outl 0xcf8 0x%x", CFG_ADDR(reg)) == NULL ||
-	    qt_cmd(q, "outl 0xcfc 0x%x", v) == NULL)
-		return (-1);
-	return (0);
-}
-
-static int
-cfg_write16(struct qemu *q, int reg, uint16_t v)
-{
-	if (qt_cmd(q, "outl 0xcf8 0x%x", CFG_ADDR(reg)) == NULL ||
-	    qt_cmd(q, "outw 0x%x 0x%x", 0xcfc + (reg & 2), v) == NULL)
-		return (-1);
-	return (0);
-}
-
-/* Size a memory BAR the usual way: write all ones, see what sticks. */
-static int
-bar_probe(struct qemu *q, int bar, uint64_t *size, int *is64)
-{
-	uint64_t	mask;
-	uint32_t	lo, hi = 0xffffffff;
-	int		reg = 0x10 + 4 * bar;
-
-	if (cfg_write(q, reg, 0xffffffff) == -1 ||
-	    cfg_read(q, reg, &lo) == -1)
-		return (-1);
-	*is64 = (lo & 0x7) == 0x4;
-	if (*is64 && (cfg_write(q, reg + 4, 0xffffffff) == -1 ||
-	    cfg_read(q, reg + 4, &hi) == -1))
-		return (-1);
-	mask = (uint64_t)hi << 32 | (lo & ~0xfU);
-	if (mask == 0 || (lo & 1) != 0) {
-		warnx("qemu %d: BAR%d reads 0x%08x: no memory BAR", q->n,
-		    bar, lo);
-		return (-1);
-	}
-	*size = ~mask + 1;
-	return (0);
 }
 
 /*
@@ -735,7 +201,7 @@ pci_setup(struct qemu *q)
 {
 	uint64_t	size[3];
 	uint32_t	id;
-	int		i, is64[3], ok;
+	int		is64[3], ok;
 
 	if (cfg_read(q, 0, &id) == -1) {
 		check(0, q, "qemu %d: PCI 00:%02x.0 is 1af4:1110 (no answer)",
@@ -747,12 +213,8 @@ pci_setup(struct qemu *q)
 		    "%04x:%04x)", q->n, PCI_SLOT, id & 0xffff, id >> 16);
 		return (-1);
 	}
-	for (i = 0; i < 3; i++)
-		if (bar_probe(q, i, &size[i], &is64[i]) == -1)
-			return (-1);
-	fprintf(stderr, "qemu %d: BAR0 %ju bytes, BAR1 %ju bytes, "
-	    "BAR2 %ju bytes%s\n", q->n, (uintmax_t)size[0],
-	    (uintmax_t)size[1], (uintmax_t)size[2], is64[2] ? ", 64-bit" : "");
+	if (bar_probe_all(q, size, is64) == -1)
+		return (-1);
 	if (winsize != -1) {
 		ok = is64[2] && size[2] == (uint64_t)winsize;
 		check(ok, q, "qemu %d: BAR2 is a 64-bit BAR of %lld bytes (%ju)",
@@ -766,158 +228,36 @@ pci_setup(struct qemu *q)
 		return (-1);
 	}
 
-	q->bar[0] = BAR0_ADDR;
-	q->bar[1] = BAR1_ADDR;
-	q->bar[2] = size[2] > BAR2_MIN ? size[2] : BAR2_MIN;
-	if (cfg_write(q, 0x10, q->bar[0]) == -1 ||
-	    cfg_write(q, 0x14, q->bar[1]) == -1 ||
-	    cfg_write(q, 0x18, q->bar[2] & 0xffffffff) == -1 ||
-	    cfg_write(q, 0x1c, q->bar[2] >> 32) == -1 ||
-	    cfg_write16(q, 0x04, PCI_CMD_MEM | PCI_CMD_MASTER) == -1)
+	if (bar_map(q, size[2]) == -1)
 		return (-1);
 	return (msix_setup(q));
 }
 
-/*
- * Enable MSI-X with the function unmasked but every entry masked, as
- * at reset: an event then sets the vector's bit in the PBA, which can
- * be read, instead of sending a message.
- */
+/* Enable MSI-X, with every entry masked. */
 static int
 msix_setup(struct qemu *q)
 {
-	uint32_t	v, ctl, tab, pba;
-	int		cap = 0, guard = 0;
+	uint32_t	ctl, tab, pba;
+	int		cap, on;
 
-	if (cfg_read(q, 0x04, &v) == -1)
+	if (msix_find(q, &cap, &ctl, &tab, &pba) == -1)
 		return (-1);
-	if (v >> 16 & PCI_STATUS_CAP) {
-		if (cfg_read(q, 0x34, &v) == -1)
-			return (-1);
-		for (cap = v & 0xfc; cap != 0 && guard < 48;
-		    cap = v >> 8 & 0xfc, guard++) {
-			if (cfg_read(q, cap, &v) == -1)
-				return (-1);
-			if ((v & 0xff) == PCI_CAP_MSIX)
-				break;
-		}
-	}
-	if (cap == 0 || guard == 48) {
+	if (cap == 0) {
 		check(0, q, "qemu %d: has an MSI-X capability", q->n);
 		return (-1);
 	}
-	ctl = v >> 16;
-	if (cfg_read(q, cap + 4, &tab) == -1 ||
-	    cfg_read(q, cap + 8, &pba) == -1)
-		return (-1);
-	q->nvec = (ctl & 0x7ff) + 1;
 	if (q->nvec != nvectors || (tab & 7) > 2 || (pba & 7) > 2) {
 		check(0, q, "qemu %d: %u MSI-X vectors (has %u) with the "
 		    "table and PBA in a known BAR", q->n, nvectors, q->nvec);
 		return (-1);
 	}
-	q->table = q->bar[tab & 7] + (tab & ~7U);
-	q->pba = q->bar[pba & 7] + (pba & ~7U);
-	if (cfg_write16(q, cap + 2, (ctl | MSIX_ENABLE) & ~MSIX_FMASK) == -1 ||
-	    cfg_read(q, cap, &v) == -1)
+	if (msix_enable(q, cap, ctl, tab, pba, &on) == -1)
 		return (-1);
-	if ((v >> 16 & (MSIX_ENABLE | MSIX_FMASK)) != MSIX_ENABLE) {
+	if (!on) {
 		check(0, q, "qemu %d: MSI-X enabled", q->n);
 		return (-1);
 	}
 	return (0);
-}
-
-/* Read the pending bits of all vectors, 32 to a word. */
-static int
-pba_read(struct qemu *q, uint32_t *words)
-{
-	uint64_t	v;
-	unsigned int	i;
-
-	for (i = 0; i < (q->nvec + 31) / 32; i++) {
-		if (qt_num(q, &v, "readl 0x%jx", (uintmax_t)(q->pba + 4 * i))
-		    == -1)
-			return (-1);
-		words[i] = v;
-	}
-	return (0);
-}
-
-/*
- * Wait until the PBA shows exactly vector vec pending, or none if vec
- * is -1, and say what it shows otherwise.
- */
-static int
-pba_expect(struct qemu *q, int vec)
-{
-	uint32_t	words[MAXVEC / 32];
-	char		list[MAXVEC * 5 + 1], num[16];
-	long long	deadline;
-	unsigned int	i, bad;
-
-	deadline = now_ms() + EVENT_TIMEOUT;
-	for (;;) {
-		if (pba_read(q, words) == -1)
-			return (-1);
-		for (bad = 0, i = 0; i < q->nvec; i++)
-			if ((int)(words[i / 32] >> (i % 32) & 1) !=
-			    ((int)i == vec))
-				bad++;
-		if (bad == 0)
-			return (0);
-		if (now_ms() >= deadline)
-			break;
-		sleep_ms(10);
-	}
-	list[0] = '\0';
-	for (i = 0; i < q->nvec; i++) {
-		if (words[i / 32] >> (i % 32) & 1) {
-			snprintf(num, sizeof(num), " %u", i);
-			strlcat(list, num, sizeof(list));
-		}
-	}
-	if (vec == -1)
-		warnx("qemu %d (ID %ld): expected no vector pending, PBA has%s",
-		    q->n, q->id, list);
-	else
-		warnx("qemu %d (ID %ld): expected only vector %d pending, PBA "
-		    "has%s", q->n, q->id, vec, list[0] == '\0' ? " none" : list);
-	return (-1);
-}
-
-/*
- * Unmask the vector with its message aimed at guest RAM.  QEMU sends
- * the pending message, a plain memory write, and clears the pending
- * bit: that shows the vector works and readies it for the next test.
- * Then mask it again.
- */
-static int
-msix_deliver(struct qemu *q, unsigned int vec)
-{
-	uint64_t	entry, addr, data, got;
-
-	entry = q->table + 16 * vec;
-	addr = SCRATCH + 4 * vec;
-	data = 0x49560000 | vec;
-	if (qt_cmd(q, "writel 0x%jx 0", (uintmax_t)addr) == NULL ||
-	    qt_cmd(q, "writel 0x%jx 0x%jx", (uintmax_t)entry,
-	    (uintmax_t)addr) == NULL ||
-	    qt_cmd(q, "writel 0x%jx 0", (uintmax_t)(entry + 4)) == NULL ||
-	    qt_cmd(q, "writel 0x%jx 0x%jx", (uintmax_t)(entry + 8),
-	    (uintmax_t)data) == NULL ||
-	    qt_cmd(q, "writel 0x%jx 0", (uintmax_t)(entry + 12)) == NULL ||
-	    qt_num(q, &got, "readl 0x%jx", (uintmax_t)addr) == -1 ||
-	    qt_cmd(q, "writel 0x%jx %d", (uintmax_t)(entry + 12),
-	    MSIX_MASKED) == NULL)
-		return (-1);
-	if (got != data) {
-		warnx("qemu %d: vector %u unmasked, but its message did not "
-		    "arrive (0x%jx at 0x%jx)", q->n, vec, (uintmax_t)got,
-		    (uintmax_t)addr);
-		return (-1);
-	}
-	return (pba_expect(q, -1));
 }
 
 /* Start VM n, set its device up and check its IVPosition. */
@@ -927,7 +267,7 @@ vm_start(struct qemu *q, int n, long want)
 	uint64_t	pos;
 	int		nfailed, ok;
 
-	ok = qemu_start(q, n) == 0;
+	ok = qemu_start(q, n, 1, &conf) == 0;
 	check(ok, q, "qemu %d starts and connects to qtest", n);
 	if (!ok)
 		return (-1);
@@ -1307,7 +647,7 @@ peer_run(const char *name, char *out, size_t outsize, ...)
 	snprintf(nbuf, sizeof(nbuf), "%u", nvectors);
 	argv_add(argv, &argc, peerbin);
 	argv_add(argv, &argc, "-s");
-	argv_add(argv, &argc, sockpath);
+	argv_add(argv, &argc, conf.sock);
 	argv_add(argv, &argc, "-n");
 	argv_add(argv, &argc, nbuf);
 	va_start(ap, outsize);
@@ -1348,7 +688,7 @@ watcher_start(const char *want)
 	snprintf(ms, sizeof(ms), "%d", WATCHDOG * 1000);
 	argv_add(argv, &argc, peerbin);
 	argv_add(argv, &argc, "-s");
-	argv_add(argv, &argc, sockpath);
+	argv_add(argv, &argc, conf.sock);
 	argv_add(argv, &argc, "-n");
 	argv_add(argv, &argc, nbuf);
 	argv_add(argv, &argc, "-w");
@@ -1454,7 +794,8 @@ ring_watcher(struct qemu **vms, int nvms, const char *when)
 static void
 peers_run(struct qemu **vms, int nvms)
 {
-	char		 out[512], want[512], count[32], now[128], num[16];
+	char		 out[512], want[512], alt[512], count[32], now[128];
+	char		 num[16];
 	long long	 t0;
 	long		 first;
 	int		 base, i, n, qbase[NQEMU], rv;
@@ -1479,11 +820,18 @@ peers_run(struct qemu **vms, int nvms)
 	check(rv == 0 && strcmp(out, want) == 0, NULL, "a C peer joins and "
 	    "leaves: \"%s\" (got \"%s\", exit %d)", want, out, rv);
 
+	/*
+	 * The peer before it may not be gone yet from the server's view
+	 * (its end of file is read in the same round): both are right.
+	 */
 	snprintf(want, sizeof(want), "id %ld peers %d; dropped", first + 2,
 	    nvms + 1);
+	snprintf(alt, sizeof(alt), "id %ld peers %d; dropped", first + 2,
+	    nvms + 2);
 	rv = peer_run("peer-byte", out, sizeof(out), "-b", (char *)NULL);
-	check(rv == 0 && strcmp(out, want) == 0, NULL, "a C peer that sends "
-	    "a byte is dropped: \"%s\" (got \"%s\", exit %d)", want, out, rv);
+	check(rv == 0 && (strcmp(out, want) == 0 || strcmp(out, alt) == 0),
+	    NULL, "a C peer that sends a byte is dropped: \"%s\" (got \"%s\", "
+	    "exit %d)", want, out, rv);
 
 	snprintf(count, sizeof(count), "%ld", cycles);
 	snprintf(want, sizeof(want), "cycles %ld first %ld last %ld wraps 0 "
@@ -1579,16 +927,16 @@ main(int argc, char *argv[])
 				errx(1, "pid %s: %s", optarg, errstr);
 			break;
 		case 'Q':
-			qemubin = optarg;
+			conf.bin = optarg;
 			break;
 		case 'S':
-			sockpath = optarg;
+			conf.sock = optarg;
 			break;
 		default:
 			usage();
 		}
 	}
-	if (sockpath == NULL || optind != argc)
+	if (conf.sock == NULL || optind != argc)
 		usage();
 	/* By default the peer program lies next to this one. */
 	if (peerbin[0] == '\0') {
@@ -1623,6 +971,9 @@ main(int argc, char *argv[])
 	if (mkdtemp(tmpdir) == NULL)
 		err(1, "mkdtemp %s", tmpdir);
 	atexit(cleanup);
+	conf.dir = tmpdir;
+	conf.vectors = nvectors;
+	conf.started = &nqemus;
 	if (serverpid != -1) {
 		serverchild = find_server_child();
 		fprintf(stderr, "server %ld, serving child %ld\n",
