@@ -118,6 +118,27 @@ peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid)
 	}
 }
 
+/*
+ * Accept one connection, non-blocking.  Out of descriptors, stop
+ * accepting for a while rather than spin on a listener that stays
+ * readable; a closing connection ends the pause early.
+ */
+static int
+accept_one(int lfd, const char *what)
+{
+	int	 s;
+
+	if ((s = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) !=
+	    -1)
+		return s;
+	if (errno == EMFILE || errno == ENFILE) {
+		log_warnx("%s accept: out of file descriptors", what);
+		accept_resume = now_ms() + ACCEPT_BACKOFF;
+	} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+		log_warn("%s accept", what);
+	return -1;
+}
+
 /* With no allow list, the socket's file mode is the only gate. */
 static int
 allowed(uid_t uid, gid_t gid)
@@ -421,16 +442,8 @@ vm_accept(void)
 	gid_t		 gid;
 	int		 s;
 
-	if ((s = accept4(srv->qemu.fd, NULL, NULL,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
-		if (errno == EMFILE || errno == ENFILE) {
-			log_warnx("VM accept: out of file descriptors");
-			accept_resume = now_ms() + ACCEPT_BACKOFF;
-		} else if (errno != EAGAIN && errno != EINTR &&
-		    errno != ECONNABORTED)
-			log_warn("VM accept");
+	if ((s = accept_one(srv->qemu.fd, "VM")) == -1)
 		return;
-	}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		log_warn("VM accept");
 		close(s);
@@ -519,16 +532,8 @@ client_accept(void)
 	int		 s;
 	uint32_t	 v = htole32(IVSHM_CLIENT_VERSION);
 
-	if ((s = accept4(srv->client.fd, NULL, NULL,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
-		if (errno == EMFILE || errno == ENFILE) {
-			log_warnx("client accept: out of file descriptors");
-			accept_resume = now_ms() + ACCEPT_BACKOFF;
-		} else if (errno != EAGAIN && errno != EINTR &&
-		    errno != ECONNABORTED)
-			log_warn("client accept");
+	if ((s = accept_one(srv->client.fd, "client")) == -1)
 		return 0;
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warn("client accept");
 		close(s);
