@@ -2,7 +2,8 @@
 # with BSD make and GNU make 4.
 
 PROG=		ivserver
-OBJS=		ivserver.o json.o layout.o proto.o qemu.o sandbox.o
+OBJS=		ivserver.o json.o layout.o log.o proto.o qemu.o sandbox.o \
+		server.o util.o
 
 PREFIX?=	/usr/local
 BINDIR?=	${PREFIX}/sbin
@@ -30,7 +31,7 @@ ${PROG}: ${OBJS}
 .c.o:
 	${CC} ${ALLCFLAGS} -c $<
 
-${OBJS}: .depcheck ivserver.h ivshm.h
+${OBJS}: .depcheck ivserver.h ivshm.h log.h
 ivserver.o: layout-default.inc
 
 # Say which Debian package is missing rather than fail in the compiler.

@@ -1,8 +1,10 @@
 /*
  * ivserver: a host-side ivshmem server.
  *
- * main() reads top to bottom: options, layout, sockets, shared memory,
- * daemon, signals, the loop, clean-up.
+ * This file is main() and the privileged parent.  main() reads top to
+ * bottom: options, configuration, sockets, shared memory, daemon, the
+ * split into the serving process (server.c) and the parent, which
+ * launches and supervises QEMU, and clean-up.
  */
 
 #include <sys/types.h>
@@ -11,7 +13,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -19,139 +20,28 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ivserver.h"
+#include "log.h"
 
 #define MAXCLIENTS_DEFAULT	1024
 #define TIMEOUT_DEFAULT		10	/* seconds */
 #define RUNDIR_ROOT		"/run/ivserver"
-#define CHROOT_DIR		"/var/empty"
 #define USER_DEFAULT		"_ivserver"
 #define USER_FALLBACK		"nobody"
+#define SERVER_STOP_TIMEOUT	5000	/* ms before SIGKILL */
 
 /* conf/layout.json, compiled in. */
 static const char builtin_layout[] = {
 #include "layout-default.inc"
 };
 
-static int		 log_stderr = 1;
-static int		 log_verbose;
-static int		 sigpipe[2] = { -1, -1 };
-
 static __dead void	usage(void);
-static void	vlog(int, const char *, va_list)
-		    __attribute__((__format__(__printf__, 2, 0)));
-static void	vlog_errno(int, const char *, va_list)
-		    __attribute__((__format__(__printf__, 2, 0)));
-
-/* One line, one write: lines from two processes must not interleave. */
-static void
-vlog(int pri, const char *fmt, va_list ap)
-{
-	char	 buf[512];
-
-	if (log_stderr) {
-		vsnprintf(buf, sizeof(buf), fmt, ap);
-		fprintf(stderr, "%s: %s\n", getprogname(), buf);
-	} else
-		vsyslog(pri, fmt, ap);
-}
-
-static void
-vlog_errno(int pri, const char *fmt, va_list ap)
-{
-	char	 buf[512];
-	int	 saved = errno;
-
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	if (log_stderr)
-		fprintf(stderr, "%s: %s: %s\n", getprogname(), buf,
-		    strerror(saved));
-	else
-		syslog(pri, "%s: %s", buf, strerror(saved));
-	errno = saved;
-}
-
-/* Log to stderr until the server detaches, to syslog afterwards. */
-void
-log_init(int to_stderr, int verbose)
-{
-	log_stderr = to_stderr;
-	log_verbose = verbose;
-	if (!to_stderr)
-		openlog(getprogname(), LOG_PID | LOG_NDELAY, LOG_DAEMON);
-}
-
-void
-log_warn(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vlog_errno(LOG_ERR, fmt, ap);
-	va_end(ap);
-}
-
-void
-log_warnx(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vlog(LOG_ERR, fmt, ap);
-	va_end(ap);
-}
-
-void
-log_info(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vlog(LOG_INFO, fmt, ap);
-	va_end(ap);
-}
-
-void
-log_debug(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (!log_verbose)
-		return;
-	va_start(ap, fmt);
-	vlog(LOG_DEBUG, fmt, ap);
-	va_end(ap);
-}
-
-void
-fatal(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vlog_errno(LOG_CRIT, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
-
-void
-fatalx(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vlog(LOG_CRIT, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
 
 static __dead void
 usage(void)
@@ -166,44 +56,6 @@ usage(void)
 	    "\t[-g group] [-M shmname | -m hugetlbdir] [-q socket] "
 	    "[-u user]\n", getprogname(), getprogname());
 	exit(1);
-}
-
-/* Signals only leave a byte in the pipe: the loop does the work. */
-static void
-sighandler(int sig)
-{
-	int		 saved = errno;
-	unsigned char	 c = (unsigned char)sig;
-
-	(void)write(sigpipe[1], &c, 1);
-	errno = saved;
-}
-
-static void
-signals_init(void)
-{
-	struct sigaction	 sa;
-	int			 i;
-
-	if (sigpipe[0] != -1) {
-		close(sigpipe[0]);
-		close(sigpipe[1]);
-	}
-	if (pipe(sigpipe) == -1)
-		err(1, "pipe");
-	for (i = 0; i < 2; i++)
-		if (fcntl(sigpipe[i], F_SETFL, O_NONBLOCK) == -1 ||
-		    fcntl(sigpipe[i], F_SETFD, FD_CLOEXEC) == -1)
-			err(1, "fcntl");
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = sighandler;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGCHLD, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
 }
 
 /*
@@ -229,16 +81,16 @@ rundir(int nflag)
 		n = snprintf(dir, sizeof(dir), "/tmp/ivserver-%lu",
 		    (unsigned long)uid);
 	if (n < 0 || (size_t)n >= sizeof(dir))
-		errx(1, "runtime directory path too long");
+		fatalx("runtime directory path too long");
 	if (nflag)
 		return dir;
 	if (mkdir(dir, uid == 0 ? 0755 : 0700) == -1 && errno != EEXIST)
-		err(1, "%s", dir);
+		fatal("%s", dir);
 	if (lstat(dir, &st) == -1)
-		err(1, "%s", dir);
+		fatal("%s", dir);
 	if (!S_ISDIR(st.st_mode) || st.st_uid != uid ||
 	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-		errx(1, "%s: not a directory owned by uid %lu and writable "
+		fatalx("%s: not a directory owned by uid %lu and writable "
 		    "only by it", dir, (unsigned long)uid);
 	return dir;
 }
@@ -257,11 +109,11 @@ sockpath(const char *path, const char *name, int nflag, char *buf,
 		n = snprintf(buf, len, "%s/%s", rundir(nflag), name);
 	else {
 		if (getcwd(cwd, sizeof(cwd)) == NULL)
-			err(1, "getcwd");
+			fatal("getcwd");
 		n = snprintf(buf, len, "%s/%s", cwd, path);
 	}
 	if (n < 0 || (size_t)n >= len)
-		errx(1, "%s: path too long", path ? path : name);
+		fatalx("%s: path too long", path ? path : name);
 	return buf;
 }
 
@@ -288,7 +140,7 @@ group_id(const char *name, int opt)
 		return gr->gr_gid;
 	gid = (gid_t)strtonum(name, 0, INT_MAX, &errstr);
 	if (errstr != NULL)
-		errx(1, "-%c %s: no such group", opt, name);
+		fatalx("-%c %s: no such group", opt, name);
 	return gid;
 }
 
@@ -304,7 +156,7 @@ allow_add(struct server *srv, const char *who)
 		srv->allow_gid = reallocarray(srv->allow_gid,
 		    srv->nallow_gid + 1, sizeof(gid_t));
 		if (srv->allow_gid == NULL)
-			err(1, NULL);
+			fatal("-a");
 		srv->allow_gid[srv->nallow_gid++] = group_id(who + 1, 'a');
 		return;
 	}
@@ -313,12 +165,12 @@ allow_add(struct server *srv, const char *who)
 	else {
 		uid = (uid_t)strtonum(who, 0, INT_MAX, &errstr);
 		if (errstr != NULL)
-			errx(1, "-a %s: no such user", who);
+			fatalx("-a %s: no such user", who);
 	}
 	srv->allow_uid = reallocarray(srv->allow_uid, srv->nallow_uid + 1,
 	    sizeof(uid_t));
 	if (srv->allow_uid == NULL)
-		err(1, NULL);
+		fatal("-a");
 	srv->allow_uid[srv->nallow_uid++] = uid;
 }
 
@@ -332,57 +184,31 @@ server_user(const char *name)
 
 	if (geteuid() != 0) {
 		if (name != NULL)
-			errx(1, "-u %s: only root can change user", name);
+			fatalx("-u %s: only root can change user", name);
 		return NULL;
 	}
 	if (name != NULL) {
 		if ((pw = getpwnam(name)) == NULL)
-			errx(1, "-u %s: no such user", name);
+			fatalx("-u %s: no such user", name);
 	} else if ((pw = getpwnam(USER_DEFAULT)) == NULL &&
 	    (pw = getpwnam(USER_FALLBACK)) == NULL)
-		errx(1, "no user %s or %s to run as: use -u", USER_DEFAULT,
+		fatalx("no user %s or %s to run as: use -u", USER_DEFAULT,
 		    USER_FALLBACK);
 	if (pw->pw_uid == 0)
-		errx(1, "%s: will not serve as root", pw->pw_name);
+		fatalx("%s: will not serve as root", pw->pw_name);
 	copy = *pw;		/* only the ids are used */
 	if (mkdir(CHROOT_DIR, 0755) == -1 && errno != EEXIST)
-		err(1, "%s", CHROOT_DIR);
+		fatal("%s", CHROOT_DIR);
 	if (lstat(CHROOT_DIR, &st) == -1)
-		err(1, "%s", CHROOT_DIR);
+		fatal("%s", CHROOT_DIR);
 	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 ||
 	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-		errx(1, "%s: must be a directory owned by root and writable "
+		fatalx("%s: must be a directory owned by root and writable "
 		    "only by it", CHROOT_DIR);
 	return &copy;
 }
 
-/*
- * The serving process: gives up root, the file system and all but a
- * few system calls, then serves until told to stop.  It never returns
- * and never unlinks anything: the parent cleans up.
- */
-static __dead void
-server_main(struct server *srv, struct passwd *pw, int ipc)
-{
-	int	 rv;
-
-	setproctitle("server");
-	srv->qemu.made = srv->client.made = 0;
-	srv->ipcfd = ipc;
-	if (fcntl(ipc, F_SETFL, O_NONBLOCK) == -1)
-		fatal("fcntl");
-	signals_init();
-	srv->sigfd = sigpipe[0];
-	if (pw != NULL)
-		sandbox_drop(pw, CHROOT_DIR);
-	sandbox_limits();
-	sandbox_enter();
-	rv = proto_loop(srv);
-	/* _exit: no atexit handlers, none of which the sandbox allows. */
-	_exit(rv == 0 ? 0 : 1);
-}
-
-/* Tell the server which QEMU may attach. */
+/* Tell the server which QEMU may attach, 0 for none. */
 static void
 tell_server(int ipc, pid_t pid)
 {
@@ -390,30 +216,6 @@ tell_server(int ipc, pid_t pid)
 
 	if (write(ipc, &p, sizeof(p)) != sizeof(p))
 		log_warn("telling the server QEMU's pid");
-}
-
-static void
-stop_server(pid_t child)
-{
-	struct timespec	 ts = { 0, 10 * 1000000 };
-	int		 i, status;
-
-	(void)kill(child, SIGTERM);
-	for (i = 0; i < 500; i++) {
-		if (waitpid(child, &status, WNOHANG) != 0) {
-			if (WIFSIGNALED(status))
-				log_warnx("server process killed by signal %d",
-				    WTERMSIG(status));
-			else if (WEXITSTATUS(status) != 0)
-				log_warnx("server process exited with status "
-				    "%d", WEXITSTATUS(status));
-			return;
-		}
-		nanosleep(&ts, NULL);
-	}
-	log_warnx("server pid %ld did not stop: SIGKILL", (long)child);
-	(void)kill(child, SIGKILL);
-	(void)waitpid(child, &status, 0);
 }
 
 /*
@@ -428,12 +230,7 @@ reap(struct qemu *q, pid_t child, int ipc)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == child) {
-			if (WIFSIGNALED(status))
-				log_warnx("server process killed by signal %d",
-				    WTERMSIG(status));
-			else
-				log_warnx("server process exited with status "
-				    "%d", WEXITSTATUS(status));
+			log_warnx("server process %s", exit_status(status));
 			return 1;
 		}
 		if (pid == q->pid) {
@@ -445,60 +242,39 @@ reap(struct qemu *q, pid_t child, int ipc)
 }
 
 /*
- * The signals that arrived, all of them at once: a ^C reaches the
- * whole process group, and the server's exit must not be taken for a
- * crash when a stop was asked for in the same breath.
- */
-static void
-read_signals(int *stop, int *chld)
-{
-	unsigned char	 sig;
-
-	while (read(sigpipe[0], &sig, 1) == 1) {
-		if (sig == SIGTERM || sig == SIGINT) {
-			log_info("received signal %d, exiting", sig);
-			*stop = 1;
-		} else if (sig == SIGHUP)
-			log_info("SIGHUP ignored: the layout is fixed for the "
-			    "life of the server");
-		else if (sig == SIGCHLD)
-			*chld = 1;
-	}
-}
-
-/*
  * The privileged parent: starts and supervises QEMU, relays the stop
  * signals.  If the server dies, QEMU cannot reconnect to a new one, so
  * QEMU is stopped too and ivserver exits with an error.
  */
 static int
-parent_main(struct qemu *q, pid_t child, int ipc)
+parent_main(struct qemu *q, pid_t child, int ipc, int sigfd)
 {
 	struct pollfd	 pfd;
 	pid_t		 pid;
-	int		 rv = -1, stop, chld;
+	int		 rv = -1, sigs, status;
 
+	log_procinit("parent");
 	setproctitle("parent");
 	if (q->binary != NULL && (pid = qemu_start(q)) != -1)
 		tell_server(ipc, pid);
-	pfd.fd = sigpipe[0];
+	pfd.fd = sigfd;
 	pfd.events = POLLIN;
 	while (rv == -1) {
 		if (poll(&pfd, 1, qemu_timeout(q)) == -1 && errno != EINTR)
 			fatal("poll");
-		stop = chld = 0;
-		read_signals(&stop, &chld);
-		if (stop)
+		sigs = signals_read();
+		if (sigs & SIGNAL_STOP)
 			rv = 0;
-		else if (chld && reap(q, child, ipc)) {
+		else if ((sigs & SIGNAL_CHILD) && reap(q, child, ipc)) {
 			child = -1;
 			rv = 1;
 		} else if ((pid = qemu_due(q)) != -1)
 			tell_server(ipc, pid);
 	}
 	qemu_stop(q);
-	if (child != -1)
-		stop_server(child);
+	if (child != -1 && (status = child_stop(child, "server",
+	    SERVER_STOP_TIMEOUT)) != -1 && status != 0)
+		log_warnx("server process %s", exit_status(status));
 	return rv;
 }
 
@@ -525,9 +301,9 @@ size_arg(int ch, const char *arg)
 
 	v = parse_size(arg, &errstr);
 	if (errstr != NULL)
-		errx(1, "-%c %s: %s", ch, arg, errstr);
+		fatalx("-%c %s: %s", ch, arg, errstr);
 	if (v == 0)
-		errx(1, "-%c %s: must be greater than 0", ch, arg);
+		fatalx("-%c %s: must be greater than 0", ch, arg);
 	return v;
 }
 
@@ -536,7 +312,7 @@ backing_arg(struct layout *l, int ch, const char *arg)
 {
 	if (l->backing != BACKING_MEMFD && l->backing != (ch == 'M' ?
 	    BACKING_POSIX : BACKING_HUGETLB))
-		errx(1, "-M and -m exclude each other");
+		fatalx("-M and -m exclude each other");
 	if (ch == 'M') {
 		l->backing = BACKING_POSIX;
 		l->shmname = arg;
@@ -562,7 +338,7 @@ options(int argc, char *argv[], struct opts *o, struct server *srv,
 		case 'c':
 			srv->maxclients = strtonum(optarg, 1, 65536, &errstr);
 			if (errstr != NULL)
-				errx(1, "-c %s: %s", optarg, errstr);
+				fatalx("-c %s: %s", optarg, errstr);
 			break;
 		case 'd':
 			o->dflag = 1;
@@ -588,7 +364,7 @@ options(int argc, char *argv[], struct opts *o, struct server *srv,
 			srv->nvectors = strtonum(optarg, 1, VECTORS_MAX,
 			    &errstr);
 			if (errstr != NULL)
-				errx(1, "-P %s: %s", optarg, errstr);
+				fatalx("-P %s: %s", optarg, errstr);
 			break;
 		case 'Q':
 			o->qconf = optarg;
@@ -602,7 +378,7 @@ options(int argc, char *argv[], struct opts *o, struct server *srv,
 		case 't':
 			srv->timeout = strtonum(optarg, 1, 3600, &errstr) * 1000;
 			if (errstr != NULL)
-				errx(1, "-t %s: %s", optarg, errstr);
+				fatalx("-t %s: %s", optarg, errstr);
 			break;
 		case 'u':
 			o->user = optarg;
@@ -617,11 +393,11 @@ options(int argc, char *argv[], struct opts *o, struct server *srv,
 	if (argc != optind)
 		usage();
 	if (o->rawsize != 0 && (!srv->peermode || o->file != NULL))
-		errx(1, "-l sizes the bare window of peer mode without -f");
+		fatalx("-l sizes the bare window of peer mode without -f");
 	if (o->qconf != NULL && srv->peermode)
-		errx(1, "-Q: ivserver launches QEMU in host mode only");
+		fatalx("-Q: ivserver launches QEMU in host mode only");
 	if (srv->peermode && o->cpath != NULL)
-		errx(1, "-s: peer mode has no client socket");
+		fatalx("-s: peer mode has no client socket");
 }
 
 static __dead void
@@ -670,7 +446,7 @@ compat_options(int argc, char *argv[], struct opts *o, struct server *srv,
 			/* QEMU's names have no leading slash. */
 			if ((size_t)snprintf(shmname, sizeof(shmname), "/%s",
 			    optarg + (optarg[0] == '/')) >= sizeof(shmname))
-				errx(1, "-M %s: name too long", optarg);
+				fatalx("-M %s: name too long", optarg);
 			backing_arg(l, ch, shmname);
 			named = 1;
 			break;
@@ -684,7 +460,7 @@ compat_options(int argc, char *argv[], struct opts *o, struct server *srv,
 			srv->nvectors = strtonum(optarg, 1, VECTORS_MAX,
 			    &errstr);
 			if (errstr != NULL)
-				errx(1, "-n %s: %s", optarg, errstr);
+				fatalx("-n %s: %s", optarg, errstr);
 			break;
 		default:
 			compat_usage(1);
@@ -733,8 +509,9 @@ main(int argc, char *argv[])
 	char		 qbuf[PATH_MAX], cbuf[PATH_MAX], pbuf[PATH_MAX];
 	mode_t		 mode;
 	pid_t		 child;
-	int		 rv, ipc[2], pidfile = 0;
+	int		 rv, ipc[2], sigfd, pidfile = 0;
 
+	log_init(1, LOG_DAEMON);	/* stderr until the daemon detaches */
 	memset(&layout, 0, sizeof(layout));
 	layout.shmfd = -1;
 	memset(&srv, 0, sizeof(srv));
@@ -750,9 +527,10 @@ main(int argc, char *argv[])
 		compat_options(argc, argv, &o, &srv, &layout);
 	else
 		options(argc, argv, &o, &srv, &layout);
+	log_setverbose(o.verbose);
 	if (layout.backing == BACKING_POSIX && (layout.shmname[0] != '/' ||
 	    strchr(layout.shmname + 1, '/') != NULL))
-		errx(1, "-M %s: the name must be one '/' and a file name",
+		fatalx("-M %s: the name must be one '/' and a file name",
 		    layout.shmname);
 
 	/* Parse and check: -n needs no privileges and touches nothing. */
@@ -766,7 +544,7 @@ main(int argc, char *argv[])
 		rv = layout_parse(&layout, "built-in layout", builtin_layout,
 		    sizeof(builtin_layout));
 	if (rv == -1)
-		errx(1, "%s: invalid layout", layout.file);
+		fatalx("%s: invalid layout", layout.file);
 	srv.layout = &layout;
 	srv.qemu.path = sockpath(o.qpath, "qemu.sock", o.nflag, qbuf,
 	    sizeof(qbuf));
@@ -777,10 +555,10 @@ main(int argc, char *argv[])
 		    cbuf, sizeof(cbuf));
 	if (o.qconf != NULL && qemu_load(&qemu, o.qconf, srv.qemu.path,
 	    layout.nregions) == -1)
-		errx(1, "%s: invalid QEMU configuration", o.qconf);
+		fatalx("%s: invalid QEMU configuration", o.qconf);
 	if (o.nflag) {
 		if (o.user != NULL && getpwnam(o.user) == NULL)
-			errx(1, "-u %s: no such user", o.user);
+			fatalx("-u %s: no such user", o.user);
 		layout_print(&layout);
 		if (o.qconf != NULL)
 			qemu_print(&qemu);
@@ -794,8 +572,7 @@ main(int argc, char *argv[])
 
 	/* Set up what both processes need, while still privileged. */
 	raise_nofile();
-	log_init(1, o.verbose);
-	signals_init();
+	sigfd = signals_init();
 	mode = o.gid == (gid_t)-1 ? 0600 : 0660;
 	/*
 	 * The client socket first: probing a live server there costs it
@@ -803,23 +580,23 @@ main(int argc, char *argv[])
 	 * like a VM arriving.
 	 */
 	if (srv.client.path != NULL &&
-	    proto_listen(&srv.client, mode, o.gid) == -1)
+	    listener_open(&srv.client, mode, o.gid) == -1)
 		exit(1);
-	if (proto_listen(&srv.qemu, mode, o.gid) == -1) {
-		proto_unlisten(&srv.client);
+	if (listener_open(&srv.qemu, mode, o.gid) == -1) {
+		listener_close(&srv.client);
 		exit(1);
 	}
 	if (layout_open_shm(&layout) == -1 ||
 	    (!srv.peermode && layout_eventfds(&layout) == -1)) {
-		proto_unlisten(&srv.qemu);
-		proto_unlisten(&srv.client);
+		listener_close(&srv.qemu);
+		listener_close(&srv.client);
 		layout_free(&layout);
 		exit(1);
 	}
 	if (!o.dflag) {
 		if (daemon(0, 0) == -1)
-			err(1, "daemon");
-		log_init(0, o.verbose);
+			fatal("daemon");
+		log_init(0, LOG_DAEMON);
 		if (o.pidfile != NULL)
 			pidfile = write_pidfile(o.pidfile) == 0;
 	}
@@ -852,11 +629,11 @@ main(int argc, char *argv[])
 	srv.qemu.fd = srv.client.fd = -1;
 	layout_forget(&layout);
 
-	rv = parent_main(&qemu, child, ipc[0]);
+	rv = parent_main(&qemu, child, ipc[0], sigfd);
 
 	close(ipc[0]);
-	proto_unlisten(&srv.qemu);
-	proto_unlisten(&srv.client);
+	listener_close(&srv.qemu);
+	listener_close(&srv.client);
 	layout_free(&layout);
 	qemu_free(&qemu);
 	if (pidfile)

@@ -16,11 +16,15 @@
 #define __dead	__attribute__((__noreturn__))
 #endif
 
+struct passwd;
+struct pollfd;
+
 #define IVSERVER_VERSION	"0.1"
 #define REGION_NAME_MAX		(IVSHM_NAME_SIZE - 1)
 #define IVSHM_PEER_MAX		65535	/* QEMU's highest peer ID */
 #define VECTORS_MAX		1024
 #define WINDOW_MAX		(1ULL << 40)	/* 1 TiB */
+#define CHROOT_DIR		"/var/empty"
 
 struct region {
 	char		 name[IVSHM_NAME_SIZE];
@@ -95,6 +99,8 @@ struct qemu {
 	unsigned int	 respawn_limit;	/* 0: none */
 	unsigned int	 respawn_delay;	/* seconds, doubled per quick exit */
 	unsigned int	 stop_timeout;	/* seconds before SIGKILL */
+	char		*chardev;	/* the arguments ivserver adds */
+	char		*device;
 	char		**argv;
 	size_t		 nargv;
 	pid_t		 pid;
@@ -104,6 +110,28 @@ struct qemu {
 	unsigned int	 respawns;
 	int		 stopping;
 	int		 ownpgrp;	/* start QEMU in its own group */
+};
+
+/* What the serving process polls: one entry per pollfd. */
+enum pollkind {
+	POLL_SIGNAL,
+	POLL_PARENT,
+	POLL_QEMU,		/* the QEMU listener */
+	POLL_CLIENT,		/* the host-client listener */
+	POLL_PEER,
+	POLL_CONN
+};
+
+struct pollref {
+	enum pollkind	 kind;
+	void		*ptr;
+};
+
+struct pollset {
+	struct pollfd	*pfd;
+	struct pollref	*ref;
+	size_t		 n;
+	size_t		 size;
 };
 
 enum json_type {
@@ -124,20 +152,19 @@ struct json {
 	int		 errors;
 };
 
-/* ivserver.c */
-void	log_init(int, int);
-void	log_warn(const char *, ...)
-	    __attribute__((__format__(__printf__, 1, 2)));
-void	log_warnx(const char *, ...)
-	    __attribute__((__format__(__printf__, 1, 2)));
-void	log_info(const char *, ...)
-	    __attribute__((__format__(__printf__, 1, 2)));
-void	log_debug(const char *, ...)
-	    __attribute__((__format__(__printf__, 1, 2)));
-__dead void fatal(const char *, ...)
-	    __attribute__((__format__(__printf__, 1, 2)));
-__dead void fatalx(const char *, ...)
-	    __attribute__((__format__(__printf__, 1, 2)));
+/* Walking an object's members (json.c): at most 32 known fields. */
+struct json_members {
+	struct json		*c;
+	const char *const	*fields;
+	const char		*path;
+	int			 obj;
+	int			 k;		/* members walked */
+	int			 key;		/* the current member */
+	int			 val;
+	int			 next;		/* the token after it */
+	unsigned int		 seen;		/* bit i: fields[i] given */
+	char			 field[64];	/* path.key, for messages */
+};
 
 /* json.c */
 int	json_parse(struct json *, const char *, const char *, size_t);
@@ -154,7 +181,10 @@ int	json_string(struct json *, int, const char *, char **);
 int	json_number(struct json *, int, const char *, long long, long long,
 	    long long *);
 int	json_size(struct json *, int, const char *, uint64_t *);
-uint64_t parse_size(const char *, const char **);
+void	json_members(struct json_members *, struct json *, int,
+	    const char *, const char *const *);
+int	json_member(struct json_members *);
+int	json_require(struct json_members *, int);
 
 /* layout.c */
 int	layout_parse(struct layout *, const char *, const char *, size_t);
@@ -180,15 +210,31 @@ pid_t	qemu_due(struct qemu *);
 void	qemu_stop(struct qemu *);
 
 /* sandbox.c */
-struct passwd;
 void	sandbox_drop(const struct passwd *, const char *);
 void	sandbox_limits(void);
 void	sandbox_enter(void);
 
 /* proto.c */
+int	listener_open(struct listener *, mode_t, gid_t);
+void	listener_close(struct listener *);
+void	proto_init(struct server *);
+void	proto_fini(void);
+int64_t	proto_pollset(struct pollset *);
+void	proto_dispatch(enum pollkind, void *, short);
+void	proto_reap(void);
+
+/* server.c */
+__dead void server_main(struct server *, const struct passwd *, int);
+void	pollset_add(struct pollset *, int, short, enum pollkind, void *);
+
+/* util.c */
+#define SIGNAL_STOP	0x1	/* SIGTERM or SIGINT */
+#define SIGNAL_CHILD	0x2
 int64_t	now_ms(void);
-int	proto_listen(struct listener *, mode_t, gid_t);
-void	proto_unlisten(struct listener *);
-int	proto_loop(struct server *);
+uint64_t parse_size(const char *, const char **);
+int	signals_init(void);
+int	signals_read(void);
+const char *exit_status(int);
+int	child_stop(pid_t, const char *, int);
 
 #endif /* IVSERVER_H */

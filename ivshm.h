@@ -42,7 +42,7 @@ struct ivshm_region {
 };
 
 /*
- * Host-client protocol, on the client socket (see ivserver(8)):
+ * Host-client protocol, on the client socket (see ivshm(5)):
  * the server sends a u32 version; the client sends a u16 name length
  * and the name; the server answers with a u64 begin and a u64 end and,
  * in the same message, three fds: guest-to-host eventfd, host-to-guest

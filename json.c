@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #include <ctype.h>
-#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,6 +22,7 @@
 #include <jsmn.h>
 
 #include "ivserver.h"
+#include "log.h"
 
 #define JSON_FILE_MAX		(256 * 1024)
 #define TOK(c)			((jsmntok_t *)(c)->tok)
@@ -35,6 +35,7 @@ static void
 vjson_err(struct json *c, size_t off, const char *field, const char *fmt,
     va_list ap)
 {
+	char	 msg[512];
 	size_t	 i;
 	int	 line = 1, col = 1;
 
@@ -45,9 +46,8 @@ vjson_err(struct json *c, size_t off, const char *field, const char *fmt,
 		} else
 			col++;
 	}
-	fprintf(stderr, "%s:%d:%d: %s: ", c->file, line, col, field);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_warnx("%s:%d:%d: %s: %s", c->file, line, col, field, msg);
 	c->errors++;
 }
 
@@ -220,58 +220,6 @@ json_eq(const struct json *c, int t, const char *s)
 	    memcmp(c->js + TOK(c)[t].start, s, n) == 0;
 }
 
-/*
- * A size: a decimal number with an optional K, M, G or T suffix
- * (powers of 1024).  Returns 0 and sets *errstr on error.
- */
-uint64_t
-parse_size(const char *s, const char **errstr)
-{
-	char		 num[24];
-	size_t		 n = strspn(s, "0123456789");
-	long long	 v;
-	unsigned int	 shift = 0;
-
-	*errstr = NULL;
-	if (n == 0 || n >= sizeof(num)) {
-		*errstr = "not a size";
-		return 0;
-	}
-	memcpy(num, s, n);
-	num[n] = '\0';
-	switch (s[n]) {
-	case '\0':
-		break;
-	case 'K': case 'k':
-		shift = 10;
-		break;
-	case 'M': case 'm':
-		shift = 20;
-		break;
-	case 'G': case 'g':
-		shift = 30;
-		break;
-	case 'T': case 't':
-		shift = 40;
-		break;
-	default:
-		*errstr = "has an unknown suffix (use K, M, G or T)";
-		return 0;
-	}
-	if (s[n] != '\0' && s[n + 1] != '\0') {
-		*errstr = "has trailing characters";
-		return 0;
-	}
-	v = strtonum(num, 0, LLONG_MAX, errstr);
-	if (*errstr != NULL)
-		return 0;
-	if ((unsigned long long)v > (UINT64_MAX >> shift)) {
-		*errstr = "too large";
-		return 0;
-	}
-	return (uint64_t)v << shift;
-}
-
 /* A size field: a JSON integer or a string such as "16M". */
 int
 json_size(struct json *c, int t, const char *field, uint64_t *v)
@@ -300,13 +248,8 @@ json_size(struct json *c, int t, const char *field, uint64_t *v)
 		json_err(c, t, field, "must be greater than 0");
 		return -1;
 	}
-	if (*v > WINDOW_MAX) {
-		json_err(c, t, field, "%s is larger than the limit of 1T", buf);
-		return -1;
-	}
 	return 0;
 }
-
 
 /*
  * Tokenize and check a document held in memory; name is used in
@@ -328,7 +271,7 @@ json_parse(struct json *c, const char *name, const char *js, size_t len)
 	jsmn_init(&p);
 	if ((r = jsmn_parse(&p, js, len, NULL, 0)) > 0) {
 		if ((tok = calloc(r, sizeof(*tok))) == NULL)
-			err(1, NULL);
+			fatal("json");
 		c->tok = tok;
 		c->ntok = r;
 		jsmn_init(&p);
@@ -337,7 +280,7 @@ json_parse(struct json *c, const char *name, const char *js, size_t len)
 	}
 	if (r <= 0) {
 		if (r == 0)
-			fprintf(stderr, "%s: syntax: empty file\n", name);
+			log_warnx("%s: syntax: empty file", name);
 		else
 			json_err(c, -(int)p.pos - 1, "syntax", "%s",
 			    r == JSMN_ERROR_PART ? "unexpected end of file" :
@@ -369,20 +312,21 @@ json_load(struct json *c, const char *file)
 	int		 fd;
 
 	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1) {
-		warn("%s", file);
+		log_warn("%s", file);
 		return -1;
 	}
 	if ((buf = malloc(JSON_FILE_MAX + 1)) == NULL)
-		err(1, NULL);
+		fatal("%s", file);
 	while ((n = read(fd, buf + len, JSON_FILE_MAX + 1 - len)) > 0)
 		if ((len += n) > JSON_FILE_MAX)
 			break;
 	close(fd);
 	if (n == -1 || len > JSON_FILE_MAX) {
 		if (n == -1)
-			warn("%s", file);
+			log_warn("%s", file);
 		else
-			warnx("%s: larger than %d bytes", file, JSON_FILE_MAX);
+			log_warnx("%s: larger than %d bytes", file,
+			    JSON_FILE_MAX);
 		free(buf);
 		return -1;
 	}
@@ -451,7 +395,7 @@ json_string(struct json *c, int t, const char *field, char **out)
 	}
 	s = json_text(c, t, &n);
 	if ((d = malloc(n + 1)) == NULL)
-		err(1, NULL);
+		fatal("%s", field);
 	for (i = 0; i < n; i++) {
 		if (s[i] != '\\') {
 			d[k++] = s[i];
@@ -502,4 +446,75 @@ json_number(struct json *c, int t, const char *field, long long min,
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Walk the members of the object at token obj, whose path is path (""
+ * at the top).  fields names the members it may have, NULL-terminated;
+ * "comment" may stand anywhere, as often as wanted, and is skipped.
+ */
+void
+json_members(struct json_members *m, struct json *c, int obj,
+    const char *path, const char *const *fields)
+{
+	memset(m, 0, sizeof(*m));
+	m->c = c;
+	m->obj = obj;
+	m->path = path;
+	m->fields = fields;
+	m->next = obj + 1;
+	m->key = m->val = -1;
+}
+
+/*
+ * The next member that names one of the fields: its index in fields,
+ * with its key and value tokens and its path (m->field) set, or -1 when
+ * there is none left (m->next is then the token after the object).
+ * Unknown and repeated members are reported here, and skipped.
+ */
+int
+json_member(struct json_members *m)
+{
+	struct json	*c = m->c;
+	const char	*s;
+	size_t		 n;
+	int		 i;
+
+	while (m->k < json_kids(c, m->obj)) {
+		m->k++;
+		m->key = m->next;
+		m->val = m->key + 1;
+		m->next = json_skip(c, m->val);
+		s = json_text(c, m->key, &n);
+		(void)snprintf(m->field, sizeof(m->field), "%s%s%.*s",
+		    m->path, m->path[0] != '\0' ? "." : "", (int)n, s);
+		if (json_eq(c, m->key, "comment"))
+			continue;
+		for (i = 0; m->fields[i] != NULL; i++)
+			if (json_eq(c, m->key, m->fields[i]))
+				break;
+		if (m->fields[i] == NULL)
+			json_err(c, m->key, m->field, "unknown field");
+		else if (m->seen & (1U << i))
+			json_err(c, m->key, m->field, "given twice");
+		else {
+			m->seen |= 1U << i;
+			return i;
+		}
+	}
+	return -1;
+}
+
+/* After the walk: report field i if it was not given; 0 if it was. */
+int
+json_require(struct json_members *m, int i)
+{
+	char	 field[sizeof(m->field)];
+
+	if (m->seen & (1U << i))
+		return 0;
+	(void)snprintf(field, sizeof(field), "%s%s%s", m->path,
+	    m->path[0] != '\0' ? "." : "", m->fields[i]);
+	json_err(m->c, m->obj, field, "missing");
+	return -1;
 }

@@ -12,11 +12,9 @@
 
 #include <ctype.h>
 #include <endian.h>
-#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,13 +23,11 @@
 #include <unistd.h>
 
 #include "ivserver.h"
+#include "log.h"
 
 #define ALIGN_MAX		(1ULL << 30)
 #define HUGETLBFS_MAGIC		0x958458f6
 
-static int	parse_region(struct json *, int, struct layout *,
-		    unsigned int);
-static int	parse_regions(struct json *, int, struct layout *);
 static int	layout_place(struct layout *);
 static int	shm_posix(struct layout *);
 static int	shm_hugetlb(struct layout *);
@@ -85,14 +81,47 @@ parse_name(struct json *c, int t, const char *field, struct layout *l,
 	return 0;
 }
 
+/* A size field, within the window's limit. */
+static int
+parse_size_field(struct json *c, int t, const char *field, uint64_t *v)
+{
+	const char	*s;
+	size_t		 n;
+
+	if (json_size(c, t, field, v) == -1)
+		return -1;
+	if (*v > WINDOW_MAX) {
+		s = json_text(c, t, &n);
+		json_err(c, t, field, "%.*s is larger than the limit of 1T",
+		    (int)n, s);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+parse_align(struct json *c, int t, const char *field, struct region *r)
+{
+	if (parse_size_field(c, t, field, &r->align) == -1)
+		r->align = 0;
+	else if ((r->align & (r->align - 1)) != 0) {
+		json_err(c, t, field, "must be a power of two");
+		r->align = 0;
+	} else if (r->align > ALIGN_MAX) {
+		json_err(c, t, field, "must be at most 1G");
+		r->align = 0;
+	}
+}
+
+static const char *const region_fields[] = { "name", "size", "align", NULL };
+enum { R_NAME, R_SIZE, R_ALIGN };
+
 static int
 parse_region(struct json *c, int t, struct layout *l, unsigned int idx)
 {
-	struct region	*r = &l->regions[idx];
-	char		 field[64], what[32];
-	const char	*s;
-	size_t		 n;
-	int		 k, key, val;
+	struct json_members	 m;
+	struct region		*r = &l->regions[idx];
+	char			 what[32];
 
 	snprintf(what, sizeof(what), "regions[%u]", idx);
 	if (json_type(c, t) != JSON_OBJECT) {
@@ -102,41 +131,26 @@ parse_region(struct json *c, int t, struct layout *l, unsigned int idx)
 	memset(r, 0, sizeof(*r));
 	r->g2h = r->h2g = -1;
 	r->vector = idx;
-	key = t + 1;
-	for (k = 0; k < json_kids(c, t); k++, key = json_skip(c, val)) {
-		val = key + 1;
-		s = json_text(c, key, &n);
-		snprintf(field, sizeof(field), "%s.%.*s", what, (int)n, s);
-		if (json_eq(c, key, "name")) {
-			if (r->name[0] != '\0')
-				json_err(c, key, field, "given twice");
-			else if (parse_name(c, val, field, l, idx) == -1)
-				r->name[0] = '?';
-		} else if (json_eq(c, key, "size")) {
-			if (r->size != 0)
-				json_err(c, key, field, "given twice");
-			else if (json_size(c, val, field, &r->size) == -1)
-				r->size = 1;	/* reported; not missing */
-		} else if (json_eq(c, key, "align")) {
-			if (r->align != 0)
-				json_err(c, key, field, "given twice");
-			else if (json_size(c, val, field, &r->align) == -1)
-				r->align = 0;
-			else if ((r->align & (r->align - 1)) != 0) {
-				json_err(c, val, field, "must be a power of two");
-				r->align = 0;
-			} else if (r->align > ALIGN_MAX) {
-				json_err(c, val, field, "must be at most 1G");
-				r->align = 0;
-			}
-		} else if (!json_eq(c, key, "comment"))
-			json_err(c, key, field, "unknown field");
+	json_members(&m, c, t, what, region_fields);
+	for (;;) {
+		switch (json_member(&m)) {
+		case R_NAME:
+			if (parse_name(c, m.val, m.field, l, idx) == -1)
+				r->name[0] = '?';	/* reported */
+			continue;
+		case R_SIZE:
+			if (parse_size_field(c, m.val, m.field, &r->size) == -1)
+				r->size = 1;		/* reported */
+			continue;
+		case R_ALIGN:
+			parse_align(c, m.val, m.field, r);
+			continue;
+		}
+		break;
 	}
-	if (r->name[0] == '\0')
-		json_err(c, t, what, "missing field \"name\"");
-	if (r->size == 0)
-		json_err(c, t, what, "missing field \"size\"");
-	return key;
+	(void)json_require(&m, R_NAME);
+	(void)json_require(&m, R_SIZE);
+	return m.next;
 }
 
 static int
@@ -154,7 +168,7 @@ parse_regions(struct json *c, int t, struct layout *l)
 		return json_skip(c, t);
 	}
 	if ((l->regions = calloc(n, sizeof(*l->regions))) == NULL)
-		err(1, NULL);
+		fatal("regions");
 	l->nregions = n;
 	for (i = 0; i < n; i++)
 		l->regions[i].g2h = l->regions[i].h2g = -1;
@@ -164,36 +178,31 @@ parse_regions(struct json *c, int t, struct layout *l)
 	return t;
 }
 
-static void
-layout_fields(struct json *c, struct layout *l)
-{
-	const char	*s;
-	size_t		 n;
-	int		 k, key, val, seen = 0;
+static const char *const layout_fields[] = { "regions", "size", NULL };
+enum { L_REGIONS, L_SIZE };
 
-	key = 1;
-	for (k = 0; k < json_kids(c, 0); k++, key = json_skip(c, val)) {
-		val = key + 1;
-		if (json_eq(c, key, "regions")) {
-			if (seen++)
-				json_err(c, key, "regions", "given twice");
-			else
-				parse_regions(c, val, l);
-		} else if (json_eq(c, key, "size")) {
-			if (l->minsize != 0)
-				json_err(c, key, "size", "given twice");
-			else if (json_size(c, val, "size", &l->minsize) == 0 &&
+static void
+parse_layout(struct json *c, struct layout *l)
+{
+	struct json_members	 m;
+
+	json_members(&m, c, 0, "", layout_fields);
+	for (;;) {
+		switch (json_member(&m)) {
+		case L_REGIONS:
+			(void)parse_regions(c, m.val, l);
+			continue;
+		case L_SIZE:
+			if (parse_size_field(c, m.val, m.field,
+			    &l->minsize) == 0 &&
 			    (l->minsize & (l->minsize - 1)) != 0)
-				json_err(c, val, "size",
+				json_err(c, m.val, m.field,
 				    "must be a power of two");
-		} else if (!json_eq(c, key, "comment")) {
-			s = json_text(c, key, &n);
-			json_err(c, key, "syntax", "unknown field \"%.*s\"",
-			    (int)n, s);
+			continue;
 		}
+		break;
 	}
-	if (!seen)
-		json_err(c, 0, "regions", "missing field \"regions\"");
+	(void)json_require(&m, L_REGIONS);
 }
 
 static int
@@ -202,7 +211,7 @@ layout_json(struct layout *l, struct json *c)
 	int	 errors;
 
 	l->file = c->file;
-	layout_fields(c, l);
+	parse_layout(c, l);
 	errors = c->errors;
 	if (errors == 0 && layout_place(l) == -1)
 		errors++;
@@ -277,18 +286,17 @@ layout_place(struct layout *l)
 		r->end = off + r->size;
 		off = (r->end + l->page - 1) & ~(l->page - 1);
 		if (off > WINDOW_MAX) {
-			fprintf(stderr, "%s: regions[%u]: \"%s\" ends past "
-			    "the 1T limit of the window\n", l->file, i,
-			    r->name);
+			log_warnx("%s: regions[%u]: \"%s\" ends past the 1T "
+			    "limit of the window", l->file, i, r->name);
 			return -1;
 		}
 	}
 	size = roundup_pow2(off);
 	if (l->minsize != 0) {
 		if (l->minsize < off) {
-			fprintf(stderr, "%s: size: %ju bytes is too small: "
-			    "the regions need %ju\n", l->file,
-			    (uintmax_t)l->minsize, (uintmax_t)off);
+			log_warnx("%s: size: %ju bytes is too small: the "
+			    "regions need %ju", l->file, (uintmax_t)l->minsize,
+			    (uintmax_t)off);
 			return -1;
 		}
 		size = l->minsize;
@@ -312,7 +320,7 @@ layout_raw(struct layout *l, uint64_t size)
 	if (size < l->page)
 		size = l->page;
 	if (size > WINDOW_MAX) {
-		warnx("window of %ju bytes: larger than the 1T limit",
+		log_warnx("window of %ju bytes: larger than the 1T limit",
 		    (uintmax_t)size);
 		return -1;
 	}
@@ -406,7 +414,7 @@ layout_backing(struct layout *l)
 	if (l->backing != BACKING_HUGETLB)
 		return 0;
 	if (statfs(l->hugedir, &sfs) == -1) {
-		warn("%s", l->hugedir);
+		log_warn("%s", l->hugedir);
 		return -1;
 	}
 	if (sfs.f_type == HUGETLBFS_MAGIC)
@@ -432,7 +440,7 @@ shm_posix(struct layout *l)
 		if ((lockfd = shm_open(l->shmname, O_RDONLY | O_CLOEXEC,
 		    0)) != -1) {
 			if (flock(lockfd, LOCK_EX | LOCK_NB) == -1) {
-				warnx("shm %s is in use by a running server",
+				log_warnx("shm %s is in use by a running server",
 				    l->shmname);
 				close(lockfd);
 				lockfd = -1;
@@ -441,16 +449,16 @@ shm_posix(struct layout *l)
 			close(lockfd);
 			lockfd = -1;
 		}
-		warnx("replacing stale shm %s", l->shmname);
+		log_warnx("replacing stale shm %s", l->shmname);
 		(void)shm_unlink(l->shmname);
 	}
 	if (fd == -1) {
-		warn("shm_open %s", l->shmname);
+		log_warn("shm_open %s", l->shmname);
 		return -1;
 	}
 	if ((lockfd = shm_open(l->shmname, O_RDONLY | O_CLOEXEC, 0)) == -1 ||
 	    flock(lockfd, LOCK_EX | LOCK_NB) == -1) {
-		warn("lock shm %s", l->shmname);
+		log_warn("lock shm %s", l->shmname);
 		close(fd);
 		(void)shm_unlink(l->shmname);
 		return -1;
@@ -466,16 +474,16 @@ shm_hugetlb(struct layout *l)
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/ivserver.XXXXXX",
 	    l->hugedir) >= sizeof(path)) {
-		warnx("%s: path too long", l->hugedir);
+		log_warnx("%s: path too long", l->hugedir);
 		return -1;
 	}
 	if ((fd = mkstemp(path)) == -1) {
-		warn("%s", path);
+		log_warn("%s", path);
 		return -1;
 	}
 	(void)unlink(path);
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-		warn("%s", path);
+		log_warn("%s", path);
 		close(fd);
 		return -1;
 	}
@@ -495,7 +503,7 @@ shm_write_header(struct layout *l)
 	len = (l->hdrsize + l->page - 1) & ~(l->page - 1);
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, l->shmfd, 0);
 	if (p == MAP_FAILED) {
-		warn("mmap shm header");
+		log_warn("mmap shm header");
 		return -1;
 	}
 	h = p;
@@ -535,21 +543,21 @@ layout_open_shm(struct layout *l)
 	default:
 		fd = memfd_create("ivserver", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 		if (fd == -1)
-			warn("memfd_create");
+			log_warn("memfd_create");
 		break;
 	}
 	if (fd == -1)
 		return -1;
 	l->shmfd = fd;
 	if (ftruncate(fd, (off_t)l->size) == -1) {
-		warn("cannot size the %s to %ju bytes", backing_name(l),
+		log_warn("cannot size the %s to %ju bytes", backing_name(l),
 		    (uintmax_t)l->size);
 		goto fail;
 	}
 	/* No client may shrink the window under the others (SIGBUS). */
 	if (l->backing == BACKING_MEMFD && fcntl(fd, F_ADD_SEALS,
 	    F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == -1) {
-		warn("seal memfd");
+		log_warn("seal memfd");
 		goto fail;
 	}
 	if (l->nregions > 0 && shm_write_header(l) == -1)
@@ -586,7 +594,7 @@ layout_eventfds(struct layout *l)
 		l->regions[i].g2h = eventfd(0, EFD_CLOEXEC);
 		l->regions[i].h2g = eventfd(0, EFD_CLOEXEC);
 		if (l->regions[i].g2h == -1 || l->regions[i].h2g == -1) {
-			warn("eventfd");
+			log_warn("eventfd");
 			return -1;
 		}
 	}

@@ -1,6 +1,7 @@
 /*
- * proto.c: the two wire protocols, fd passing, per-connection state and
- * the poll(2) loop.
+ * proto.c: the two wire protocols, each connection's state, and the
+ * listening sockets.  The serving process's loop (server.c) polls what
+ * proto_pollset() lists and hands each event to proto_dispatch().
  *
  * The QEMU side is written for N peers.  In host mode the server owns
  * peer 0, whose eventfds are the regions' guest-to-host ones, and admits
@@ -20,16 +21,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <vis.h>
 
 #include "ivserver.h"
+#include "log.h"
 
 #define VM_PEER_ID		1
 #define PEER_QUEUE_MAX		65536	/* messages waiting for one peer */
@@ -92,16 +92,6 @@ static unsigned int		 nextid;
 static int64_t			 accept_resume;
 static struct server		*srv;
 
-/* Milliseconds on the monotonic clock, for deadlines and timers. */
-int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid)
 {
@@ -124,7 +114,7 @@ peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid)
  * readable; a closing connection ends the pause early.
  */
 static int
-accept_one(int lfd, const char *what)
+listener_accept(int lfd, const char *what)
 {
 	int	 s;
 
@@ -434,7 +424,7 @@ peer_vectors(struct peer *p)
 }
 
 static void
-vm_accept(void)
+peer_accept(void)
 {
 	struct peer	*p;
 	char		 why[64];
@@ -442,7 +432,7 @@ vm_accept(void)
 	gid_t		 gid;
 	int		 s;
 
-	if ((s = accept_one(srv->qemu.fd, "VM")) == -1)
+	if ((s = listener_accept(srv->qemu.fd, "VM")) == -1)
 		return;
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		log_warn("VM accept");
@@ -485,7 +475,7 @@ vm_accept(void)
 
 /* QEMU never writes: a readable VM socket is its end or a stranger. */
 static void
-vm_input(struct peer *p)
+peer_input(struct peer *p)
 {
 	char	 buf[64];
 	ssize_t	 n;
@@ -502,7 +492,7 @@ vm_input(struct peer *p)
  * Host-client side.
  */
 
-static void	client_output(struct conn *);
+static void	conn_output(struct conn *);
 
 static void
 conn_free(struct conn *c)
@@ -525,14 +515,14 @@ conn_wait_request(struct conn *c)
 
 /* Returns 1 if a client was accepted (or refused), 0 if none waits. */
 static int
-client_accept(void)
+conn_accept(void)
 {
 	struct conn	*c;
 	gid_t		 gid;
 	int		 s;
 	uint32_t	 v = htole32(IVSHM_CLIENT_VERSION);
 
-	if ((s = accept_one(srv->client.fd, "client")) == -1)
+	if ((s = listener_accept(srv->client.fd, "client")) == -1)
 		return 0;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warn("client accept");
@@ -557,13 +547,13 @@ client_accept(void)
 	c->outlen = sizeof(v);
 	c->outoff = 0;
 	c->state = C_SEND;
-	client_output(c);
+	conn_output(c);
 	return 1;
 }
 
 /* The reply to one complete request. */
 static void
-client_request(struct conn *c)
+conn_request(struct conn *c)
 {
 	struct region	*r;
 	const char	*name = (const char *)c->in + 2;
@@ -600,7 +590,7 @@ client_request(struct conn *c)
  * socket almost always has room for 16 bytes.
  */
 static void
-client_input(struct conn *c)
+conn_input(struct conn *c)
 {
 	ssize_t		 n;
 	unsigned int	 len;
@@ -632,12 +622,12 @@ client_input(struct conn *c)
 		c->state = C_NAME;
 		c->want = 2 + len;
 	}
-	client_request(c);
-	client_output(c);
+	conn_request(c);
+	conn_output(c);
 }
 
 static void
-client_output(struct conn *c)
+conn_output(struct conn *c)
 {
 	ssize_t	 n;
 
@@ -657,93 +647,84 @@ client_output(struct conn *c)
 }
 
 /*
- * The loop.
+ * What the serving process's loop polls, and what it does with events.
  */
 
-enum pfdkind {
-	PFD_SIGNAL,
-	PFD_PARENT,
-	PFD_QEMU,
-	PFD_CLIENT,
-	PFD_PEER,
-	PFD_CONN
-};
-
-struct pfdref {
-	enum pfdkind	 kind;
-	void		*ptr;
-};
-
-static struct pollfd	*pfd;
-static struct pfdref	*ref;
-static size_t		 npfd_alloc;
-
-static size_t
-pfd_add(size_t i, int fd, short events, enum pfdkind kind, void *ptr)
-{
-	struct pollfd	*np;
-	struct pfdref	*nr;
-	size_t		 n;
-
-	if (i >= npfd_alloc) {
-		n = npfd_alloc ? npfd_alloc * 2 : 64;
-		if ((np = reallocarray(pfd, n, sizeof(*pfd))) == NULL)
-			fatal("poll array");
-		pfd = np;
-		if ((nr = reallocarray(ref, n, sizeof(*ref))) == NULL)
-			fatal("poll array");
-		ref = nr;
-		npfd_alloc = n;
-	}
-	pfd[i].fd = fd;
-	pfd[i].events = events;
-	pfd[i].revents = 0;
-	ref[i].kind = kind;
-	ref[i].ptr = ptr;
-	return i + 1;
-}
-
-/* Build this round's poll set; returns its size and sets *timeout. */
-static size_t
-loop_build(int *timeout)
+/*
+ * Add this round's descriptors to ps; returns the next deadline (ms on
+ * the monotonic clock), or -1 for none.
+ */
+int64_t
+proto_pollset(struct pollset *ps)
 {
 	struct peer	*p;
 	struct conn	*c;
 	int64_t		 now = now_ms(), next = -1;
-	size_t		 n = 0;
 
-	n = pfd_add(n, srv->sigfd, POLLIN, PFD_SIGNAL, NULL);
-	if (srv->ipcfd != -1)
-		n = pfd_add(n, srv->ipcfd, POLLIN, PFD_PARENT, NULL);
 	if (accept_resume > now)
 		next = accept_resume;
 	else {
 		accept_resume = 0;
-		n = pfd_add(n, srv->qemu.fd, POLLIN, PFD_QEMU, NULL);
+		pollset_add(ps, srv->qemu.fd, POLLIN, POLL_QEMU, NULL);
 		if (srv->client.fd != -1 && nconns < srv->maxclients)
-			n = pfd_add(n, srv->client.fd, POLLIN, PFD_CLIENT,
+			pollset_add(ps, srv->client.fd, POLLIN, POLL_CLIENT,
 			    NULL);
 	}
 	TAILQ_FOREACH(p, &peers, entry)
 		if (p->fd != -1)
-			n = pfd_add(n, p->fd, POLLIN | (STAILQ_EMPTY(&p->outq) ?
-			    0 : POLLOUT), PFD_PEER, p);
+			pollset_add(ps, p->fd, POLLIN |
+			    (STAILQ_EMPTY(&p->outq) ? 0 : POLLOUT), POLL_PEER,
+			    p);
 	TAILQ_FOREACH(c, &conns, entry) {
-		n = pfd_add(n, c->fd, c->state == C_SEND ? POLLOUT : POLLIN,
-		    PFD_CONN, c);
+		pollset_add(ps, c->fd, c->state == C_SEND ? POLLOUT : POLLIN,
+		    POLL_CONN, c);
 		if (next == -1 || c->deadline < next)
 			next = c->deadline;
 	}
-	if (next == -1)
-		*timeout = -1;
-	else
-		*timeout = next > now ? (int)(next - now) : 0;
-	return n;
+	return next;
+}
+
+void
+proto_dispatch(enum pollkind kind, void *ptr, short ev)
+{
+	struct peer	*p;
+	struct conn	*c;
+	int		 k;
+
+	switch (kind) {
+	case POLL_QEMU:
+		peer_accept();
+		break;
+	case POLL_CLIENT:
+		/* A burst is taken in one round, not one per poll. */
+		for (k = 0; k < ACCEPT_BATCH && nconns < srv->maxclients &&
+		    accept_resume == 0 && conn_accept(); k++)
+			;
+		break;
+	case POLL_PEER:
+		p = ptr;
+		if (ev & (POLLIN | POLLHUP | POLLERR))
+			peer_input(p);
+		if (!p->dead && (ev & POLLOUT))
+			peer_flush(p);
+		break;
+	case POLL_CONN:
+		c = ptr;
+		if (ev & POLLNVAL)
+			c->dead = 1;
+		else if (c->state == C_SEND)
+			conn_output(c);
+		else
+			conn_input(c);
+		break;
+	default:
+		break;
+	}
 }
 
 /* Drop what died this round, and clients past their deadline. */
-static void
-loop_reap(void)
+void
+proto_reap(void)
 {
 	struct peer	*p, *tp;
 	struct conn	*c, *tc;
@@ -768,89 +749,11 @@ loop_reap(void)
 	}
 }
 
-static int
-loop_signal(void)
-{
-	unsigned char	 sig;
-
-	while (read(srv->sigfd, &sig, 1) == 1) {
-		switch (sig) {
-		case SIGTERM:
-		case SIGINT:
-			log_info("received signal %d, exiting", sig);
-			return 1;
-		case SIGHUP:
-			log_info("SIGHUP: nothing to reload; the layout is "
-			    "fixed for the life of the server");
-			break;
-		}
-	}
-	return 0;
-}
-
 /*
- * The parent tells the pid of each QEMU it starts.  Its end of the
- * channel closing means it is gone: so is the reason to serve.
+ * Host mode: the server's own peer 0, whose vectors are the regions'
+ * guest-to-host eventfds, and the VM's, the host-to-guest ones.
  */
-static int
-loop_parent(void)
-{
-	int32_t	 pid;
-	ssize_t	 n;
-
-	n = read(srv->ipcfd, &pid, sizeof(pid));
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	if (n != sizeof(pid)) {
-		log_warnx("the parent process is gone; exiting");
-		return 1;
-	}
-	srv->qemu_pid = pid;
-	log_debug("QEMU pid %ld is the one to admit", (long)pid);
-	return 0;
-}
-
-static void
-loop_dispatch(size_t i)
-{
-	struct peer	*p;
-	struct conn	*c;
-	short		 ev = pfd[i].revents;
-	int		 k;
-
-	switch (ref[i].kind) {
-	case PFD_SIGNAL:
-	case PFD_PARENT:
-		break;
-	case PFD_QEMU:
-		vm_accept();
-		break;
-	case PFD_CLIENT:
-		/* A burst is taken in one round, not one per poll. */
-		for (k = 0; k < ACCEPT_BATCH && nconns < srv->maxclients &&
-		    accept_resume == 0 && client_accept(); k++)
-			;
-		break;
-	case PFD_PEER:
-		p = ref[i].ptr;
-		if (ev & (POLLIN | POLLHUP | POLLERR))
-			vm_input(p);
-		if (!p->dead && (ev & POLLOUT))
-			peer_flush(p);
-		break;
-	case PFD_CONN:
-		c = ref[i].ptr;
-		if (ev & POLLNVAL)
-			c->dead = 1;
-		else if (c->state == C_SEND)
-			client_output(c);
-		else
-			client_input(c);
-		break;
-	}
-}
-
-static void
+void
 proto_init(struct server *s)
 {
 	struct layout	*l = s->layout;
@@ -875,7 +778,7 @@ proto_init(struct server *s)
 	TAILQ_INSERT_TAIL(&peers, &self, entry);
 }
 
-static void
+void
 proto_fini(void)
 {
 	struct peer	*p;
@@ -891,45 +794,7 @@ proto_fini(void)
 	}
 	free(g2h);
 	free(h2g);
-	free(pfd);
-	free(ref);
-	pfd = NULL;
-	ref = NULL;
-	npfd_alloc = 0;
-}
-
-/* Serve until SIGTERM or SIGINT; returns 0, or -1 on a fatal error. */
-int
-proto_loop(struct server *s)
-{
-	size_t	 i, n;
-	int	 timeout, rv = 0;
-
-	proto_init(s);
-	for (;;) {
-		n = loop_build(&timeout);
-		if (poll(pfd, n, timeout) == -1) {
-			if (errno == EINTR)
-				continue;
-			log_warn("poll");
-			rv = -1;
-			break;
-		}
-		if (pfd[0].revents & POLLIN && loop_signal())
-			break;
-		/* Before any accept: it may name the QEMU knocking. */
-		if (ref[1].kind == PFD_PARENT && pfd[1].revents != 0 &&
-		    loop_parent()) {
-			rv = -1;
-			break;
-		}
-		for (i = 1; i < n; i++)
-			if (pfd[i].revents != 0)
-				loop_dispatch(i);
-		loop_reap();
-	}
-	proto_fini();
-	return rv;
+	g2h = h2g = NULL;
 }
 
 /*
@@ -941,7 +806,7 @@ proto_loop(struct server *s)
  * live server answers on.
  */
 int
-proto_listen(struct listener *lst, mode_t mode, gid_t gid)
+listener_open(struct listener *lst, mode_t mode, gid_t gid)
 {
 	struct sockaddr_un	 sun;
 	struct stat		 st;
@@ -1001,7 +866,7 @@ proto_listen(struct listener *lst, mode_t mode, gid_t gid)
 	    chmod(lst->path, mode) == -1 || stat(lst->path, &st) == -1) {
 		log_warn("%s", lst->path);
 		close(s);
-		proto_unlisten(lst);
+		listener_close(lst);
 		return -1;
 	}
 	lst->dev = st.st_dev;
@@ -1009,7 +874,7 @@ proto_listen(struct listener *lst, mode_t mode, gid_t gid)
 	if (listen(s, SOMAXCONN) == -1) {
 		log_warn("listen %s", lst->path);
 		close(s);
-		proto_unlisten(lst);
+		listener_close(lst);
 		return -1;
 	}
 	lst->fd = s;
@@ -1018,7 +883,7 @@ proto_listen(struct listener *lst, mode_t mode, gid_t gid)
 
 /* Remove our socket file, unless another server has replaced it. */
 void
-proto_unlisten(struct listener *lst)
+listener_close(struct listener *lst)
 {
 	struct stat	 st;
 

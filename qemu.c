@@ -7,7 +7,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
-#include <err.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,58 +18,37 @@
 #include <unistd.h>
 
 #include "ivserver.h"
+#include "log.h"
 
 #define BACKOFF_MAX		60	/* seconds between respawns */
 #define STABLE_RUN		(60 * 1000)	/* ms that reset the backoff */
 #define IV_CHARDEV_ID		"ivserver"
 
-static int	qemu_args(struct json *, int, struct qemu *);
-static int	qemu_fields(struct json *, struct qemu *);
 static void	qemu_argv(struct qemu *, const char *, unsigned int);
 
 static int
-qemu_args(struct json *c, int t, struct qemu *q)
+qemu_args(struct json *c, int t, const char *field, struct qemu *q)
 {
-	char	 field[32];
+	char	 elem[80];
 	int	 i, n;
 
 	if (json_type(c, t) != JSON_ARRAY) {
-		json_err(c, t, "args", "must be an array of strings");
-		return json_skip(c, t);
+		json_err(c, t, field, "must be an array of strings");
+		return -1;
 	}
 	n = json_kids(c, t);
 	if ((q->args = calloc(n + 1, sizeof(char *))) == NULL)
-		err(1, NULL);
+		fatal("%s", field);
 	for (i = 0, t++; i < n; i++, t = json_skip(c, t)) {
-		snprintf(field, sizeof(field), "args[%d]", i);
-		if (json_string(c, t, field, &q->args[q->nargs]) == 0)
+		snprintf(elem, sizeof(elem), "%s[%d]", field, i);
+		if (json_string(c, t, elem, &q->args[q->nargs]) == 0)
 			q->nargs++;
 	}
-	return t;
-}
-
-static const char *const fields[] = { "binary", "args", "pci_address",
-    "respawn", "respawn_limit", "respawn_delay", "stop_timeout" };
-
-/* Each field at most once: a second one is an error, not a leak. */
-static int
-once(struct json *c, int key, int *seen, const char *s, size_t n)
-{
-	size_t	 i;
-
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-		if (strlen(fields[i]) == n && memcmp(fields[i], s, n) == 0) {
-			if (seen[i]++) {
-				json_err(c, key, fields[i], "given twice");
-				return -1;
-			}
-			break;
-		}
 	return 0;
 }
 
 static int
-respawn_policy(struct json *c, int t, struct qemu *q)
+respawn_policy(struct json *c, int t, const char *field, struct qemu *q)
 {
 	if (json_eq(c, t, "no"))
 		q->respawn = RESPAWN_NO;
@@ -79,7 +57,7 @@ respawn_policy(struct json *c, int t, struct qemu *q)
 	else if (json_eq(c, t, "always"))
 		q->respawn = RESPAWN_ALWAYS;
 	else {
-		json_err(c, t, "respawn", "must be \"no\", \"on-failure\" or "
+		json_err(c, t, field, "must be \"no\", \"on-failure\" or "
 		    "\"always\"");
 		return -1;
 	}
@@ -107,49 +85,69 @@ valid_pciaddr(const char *a)
 }
 
 static int
+pci_address(struct json *c, int t, const char *field, struct qemu *q)
+{
+	if (json_string(c, t, field, &q->pciaddr) == -1)
+		return -1;
+	if (!valid_pciaddr(q->pciaddr)) {
+		json_err(c, t, field, "\"%s\" is not a PCI slot[.function]",
+		    q->pciaddr);
+		return -1;
+	}
+	return 0;
+}
+
+/* A whole number of [min, max] into an unsigned int. */
+static void
+number(struct json *c, int t, const char *field, long long min,
+    long long max, unsigned int *v)
+{
+	long long	 n;
+
+	if (json_number(c, t, field, min, max, &n) == 0)
+		*v = (unsigned int)n;
+}
+
+static const char *const fields[] = { "binary", "args", "pci_address",
+    "respawn", "respawn_limit", "respawn_delay", "stop_timeout", NULL };
+enum { Q_BINARY, Q_ARGS, Q_PCIADDR, Q_RESPAWN, Q_LIMIT, Q_DELAY, Q_STOP };
+
+static int
 qemu_fields(struct json *c, struct qemu *q)
 {
-	const char	*s;
-	size_t		 n, i;
-	long long	 v;
-	int		 k, key, val, seen[8];
+	struct json_members	 m;
+	size_t			 i;
 
-	memset(seen, 0, sizeof(seen));
-	key = 1;
-	for (k = 0; k < json_kids(c, 0); k++, key = json_skip(c, val)) {
-		val = key + 1;
-		s = json_text(c, key, &n);
-		if (once(c, key, seen, s, n) == -1)
+	json_members(&m, c, 0, "", fields);
+	for (;;) {
+		switch (json_member(&m)) {
+		case Q_BINARY:
+			(void)json_string(c, m.val, m.field, &q->binary);
 			continue;
-		if (json_eq(c, key, "binary"))
-			(void)json_string(c, val, "binary", &q->binary);
-		else if (json_eq(c, key, "args"))
-			(void)qemu_args(c, val, q);
-		else if (json_eq(c, key, "pci_address")) {
-			if (json_string(c, val, "pci_address",
-			    &q->pciaddr) == 0 && !valid_pciaddr(q->pciaddr))
-				json_err(c, val, "pci_address", "\"%s\" is not "
-				    "a PCI slot[.function]", q->pciaddr);
-		} else if (json_eq(c, key, "respawn"))
-			(void)respawn_policy(c, val, q);
-		else if (json_eq(c, key, "respawn_limit")) {
-			if (json_number(c, val, "respawn_limit", 0, 1000000,
-			    &v) == 0)
-				q->respawn_limit = (unsigned int)v;
-		} else if (json_eq(c, key, "respawn_delay")) {
-			if (json_number(c, val, "respawn_delay", 0,
-			    BACKOFF_MAX, &v) == 0)
-				q->respawn_delay = (unsigned int)v;
-		} else if (json_eq(c, key, "stop_timeout")) {
-			if (json_number(c, val, "stop_timeout", 1, 3600,
-			    &v) == 0)
-				q->stop_timeout = (unsigned int)v;
-		} else if (!json_eq(c, key, "comment"))
-			json_err(c, key, "syntax", "unknown field \"%.*s\"",
-			    (int)n, s);
+		case Q_ARGS:
+			(void)qemu_args(c, m.val, m.field, q);
+			continue;
+		case Q_PCIADDR:
+			(void)pci_address(c, m.val, m.field, q);
+			continue;
+		case Q_RESPAWN:
+			(void)respawn_policy(c, m.val, m.field, q);
+			continue;
+		case Q_LIMIT:
+			number(c, m.val, m.field, 0, 1000000,
+			    &q->respawn_limit);
+			continue;
+		case Q_DELAY:
+			number(c, m.val, m.field, 0, BACKOFF_MAX,
+			    &q->respawn_delay);
+			continue;
+		case Q_STOP:
+			number(c, m.val, m.field, 1, 3600, &q->stop_timeout);
+			continue;
+		}
+		break;
 	}
-	if (q->binary == NULL)
-		json_err(c, 0, "binary", "missing field \"binary\"");
+	(void)json_require(&m, Q_BINARY);
 	for (i = 0; i < q->nargs; i++)
 		if (forbidden_arg(q->args[i]))
 			json_err(c, 0, "args", "\"%s\": ivserver adds the "
@@ -195,7 +193,7 @@ xprintf(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	if (vasprintf(&s, fmt, ap) == -1)
-		err(1, NULL);
+		fatal("QEMU command line");
 	va_end(ap);
 	return s;
 }
@@ -207,19 +205,21 @@ qemu_argv(struct qemu *q, const char *sock, unsigned int nvec)
 	size_t		 i, n = 0;
 
 	if ((q->argv = calloc(q->nargs + 6, sizeof(char *))) == NULL)
-		err(1, NULL);
+		fatal("QEMU command line");
+	q->chardev = xprintf("socket,path=%s,id=%s", sock, IV_CHARDEV_ID);
+	if (q->pciaddr != NULL)
+		q->device = xprintf("ivshmem-doorbell,chardev=%s,vectors=%u,"
+		    "addr=%s", IV_CHARDEV_ID, nvec, q->pciaddr);
+	else
+		q->device = xprintf("ivshmem-doorbell,chardev=%s,vectors=%u",
+		    IV_CHARDEV_ID, nvec);
 	q->argv[n++] = q->binary;
 	for (i = 0; i < q->nargs; i++)
 		q->argv[n++] = q->args[i];
 	q->argv[n++] = chardev;
-	q->argv[n++] = xprintf("socket,path=%s,id=%s", sock, IV_CHARDEV_ID);
+	q->argv[n++] = q->chardev;
 	q->argv[n++] = device;
-	if (q->pciaddr != NULL)
-		q->argv[n++] = xprintf("ivshmem-doorbell,chardev=%s,"
-		    "vectors=%u,addr=%s", IV_CHARDEV_ID, nvec, q->pciaddr);
-	else
-		q->argv[n++] = xprintf("ivshmem-doorbell,chardev=%s,"
-		    "vectors=%u", IV_CHARDEV_ID, nvec);
+	q->argv[n++] = q->device;
 	q->argv[n] = NULL;
 	q->nargv = n;
 }
@@ -261,10 +261,8 @@ qemu_free(struct qemu *q)
 	for (i = 0; i < q->nargs; i++)
 		free(q->args[i]);
 	free(q->args);
-	if (q->argv != NULL) {
-		free(q->argv[q->nargv - 1]);
-		free(q->argv[q->nargv - 3]);
-	}
+	free(q->chardev);
+	free(q->device);
 	free(q->argv);
 	free(q->binary);
 	free(q->pciaddr);
@@ -296,8 +294,7 @@ qemu_start(struct qemu *q)
 		if (q->ownpgrp)
 			(void)setpgid(0, 0);
 		execv(q->binary, q->argv);
-		fprintf(stderr, "ivserver: exec %s: %s\n", q->binary,
-		    strerror(errno));
+		log_warn("exec %s", q->binary);
 		_exit(127);
 	}
 	q->pid = pid;
@@ -305,17 +302,6 @@ qemu_start(struct qemu *q)
 	q->restart_at = 0;
 	log_info("started %s, pid %ld", q->binary, (long)pid);
 	return pid;
-}
-
-static void
-log_status(const struct qemu *q, int status)
-{
-	if (WIFEXITED(status))
-		log_info("QEMU pid %ld exited with status %d", (long)q->pid,
-		    WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		log_info("QEMU pid %ld killed by signal %d", (long)q->pid,
-		    WTERMSIG(status));
 }
 
 /*
@@ -327,7 +313,7 @@ qemu_exited(struct qemu *q, int status)
 {
 	int	 failed;
 
-	log_status(q, status);
+	log_info("QEMU pid %ld %s", (long)q->pid, exit_status(status));
 	failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 	q->pid = -1;
 	if (q->stopping || q->respawn == RESPAWN_NO ||
@@ -372,34 +358,15 @@ qemu_due(struct qemu *q)
 void
 qemu_stop(struct qemu *q)
 {
-	int64_t		 deadline;
-	struct timespec	 ts = { 0, 20 * 1000000 };
-	int		 status;
-	pid_t		 r;
+	int	 status;
 
 	q->stopping = 1;
 	q->restart_at = 0;
 	if (q->pid == -1)
 		return;
 	log_info("stopping QEMU pid %ld", (long)q->pid);
-	(void)kill(q->pid, SIGTERM);
-	(void)kill(q->pid, SIGCONT);	/* a stopped QEMU cannot exit */
-	deadline = now_ms() + (int64_t)q->stop_timeout * 1000;
-	for (;;) {
-		r = waitpid(q->pid, &status, WNOHANG);
-		if (r == q->pid || (r == -1 && errno != EINTR))
-			break;
-		if (now_ms() >= deadline) {
-			log_warnx("QEMU pid %ld still running after %u s: "
-			    "SIGKILL", (long)q->pid, q->stop_timeout);
-			(void)kill(q->pid, SIGKILL);
-			(void)waitpid(q->pid, &status, 0);
-			r = q->pid;
-			break;
-		}
-		nanosleep(&ts, NULL);
-	}
-	if (r == q->pid)
-		log_status(q, status);
+	status = child_stop(q->pid, "QEMU", q->stop_timeout * 1000);
+	if (status != -1)
+		log_info("QEMU pid %ld %s", (long)q->pid, exit_status(status));
 	q->pid = -1;
 }

@@ -2,9 +2,10 @@
  * sandbox.c: what the serving process gives up before it talks to
  * anyone: root, the file system, resources, and all system calls but
  * the few its poll loop makes.  seccomp-bpf on Linux, pledge(2) on
- * OpenBSD, a warning elsewhere, or in a build made with -DNO_SANDBOX for
- * tools such as valgrind that cannot run under a filter.  Never on the process that starts QEMU:
- * a filter is inherited across fork and exec.
+ * OpenBSD, a warning elsewhere, or in a build made with -DNO_SANDBOX
+ * for tools such as valgrind that cannot run under a filter.  Never on
+ * the process that starts QEMU: a filter is inherited across fork and
+ * exec.
  */
 
 #include <sys/types.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "ivserver.h"
+#include "log.h"
 
 /*
  * chroot to an empty directory and become user for good.  Called as
@@ -109,9 +111,8 @@ sandbox_limits(void)
 	SC_RET(SECCOMP_RET_KILL_PROCESS)
 
 /*
- * The serving process: its poll loop, malloc, logging to stderr or to
- * syslog.  Calls libc makes on its own to reach the file system or to
- * reconnect to syslog fail softly instead of killing.
+ * What the serving process's poll loop, its allocator and its logging
+ * need, each with its reason; anything else kills the process.
  */
 static const struct sock_filter filter[] = {
 	BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
@@ -123,46 +124,66 @@ static const struct sock_filter filter[] = {
 	BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT, 0, 1),
 	SC_RET(SECCOMP_RET_KILL_PROCESS),
 #endif
+	/*
+	 * The C library may open files or reconnect to syslogd on its
+	 * own: let that fail softly rather than kill.
+	 */
 #ifdef __NR_open
 	SC_FAIL(__NR_open, EACCES),
 #endif
 	SC_FAIL(__NR_openat, EACCES),
 	SC_FAIL(__NR_socket, EACCES),
 	SC_FAIL(__NR_connect, EACCES),
+	/* The event loop. */
 #ifdef __NR_poll
 	SC_ALLOW(__NR_poll),
 #endif
 	SC_ALLOW(__NR_ppoll),
+	/* New VMs, peers and clients on the listening sockets. */
 	SC_ALLOW(__NR_accept4),
+	/* Requests, the signal pipe, QEMU's pid from the parent. */
 	SC_ALLOW(__NR_read),
+	SC_ALLOW(__NR_recvmsg),
+	/* Log lines, to standard error or to syslogd. */
 	SC_ALLOW(__NR_write),
 	SC_ALLOW(__NR_writev),
-	SC_ALLOW(__NR_recvmsg),
-	SC_ALLOW(__NR_sendmsg),
 	SC_ALLOW(__NR_sendto),
+	/* Protocol messages with their descriptors. */
+	SC_ALLOW(__NR_sendmsg),
+	/* SO_PEERCRED: who each connection is, for the allow lists. */
 	SC_ALLOW(__NR_getsockopt),
+	/* Connections that end, fds queued for a peer once sent. */
 	SC_ALLOW(__NR_close),
-	SC_ALLOW(__NR_eventfd2),	/* peer mode: each peer's vectors */
+	/* Peer mode: each peer's vectors. */
+	SC_ALLOW(__NR_eventfd2),
+	/* Non-blocking sockets; duplicates for a peer's output queue. */
 	SC_ALLOW(__NR_fcntl),
+	/* The C library's standard I/O looks at its descriptors. */
 	SC_ALLOW(__NR_fstat),
 #ifdef __NR_newfstatat
 	SC_ALLOW(__NR_newfstatat),
 #endif
+	/* Deadlines, timers and syslog's time stamps. */
 	SC_ALLOW(__NR_clock_gettime),
 	SC_ALLOW(__NR_gettimeofday),
+	/* syslog(3) puts the pid in every line. */
 	SC_ALLOW(__NR_getpid),
+	/* The allocator and its locks. */
 	SC_ALLOW(__NR_getrandom),
 	SC_ALLOW(__NR_brk),
 	SC_ALLOW(__NR_munmap),
 	SC_ALLOW(__NR_mremap),
 	SC_ALLOW(__NR_madvise),
 	SC_ALLOW(__NR_futex),
+	/* Signal handlers, which write to the signal pipe. */
 	SC_ALLOW(__NR_rt_sigreturn),
 	SC_ALLOW(__NR_rt_sigprocmask),
-	SC_ALLOW(__NR_sigaltstack),	/* sanitizer runtimes, at exit */
 	SC_ALLOW(__NR_restart_syscall),
+	/* The exit path of sanitizer runtimes. */
+	SC_ALLOW(__NR_sigaltstack),
 	SC_ALLOW(__NR_exit),
 	SC_ALLOW(__NR_exit_group),
+	/* Memory for the allocator, never executable. */
 	SC_ALLOW_UNLESS(__NR_mmap, 2, PROT_EXEC),
 	SC_ALLOW_UNLESS(__NR_mprotect, 2, PROT_EXEC),
 	SC_RET(SECCOMP_RET_KILL_PROCESS)

@@ -15,51 +15,16 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "../ivserver.h"
+#include "../log.h"
 
 static int	 failures;
-
-/* What sandbox.c needs from ivserver.c. */
-void
-log_warnx(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-void
-fatal(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, ": %s\n", strerror(errno));
-	_exit(2);
-}
-
-void
-fatalx(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	_exit(2);
-}
 
 static void
 report(int good, const char *what)
@@ -131,6 +96,18 @@ do_open(void)
 
 	fd = open("/etc/passwd", O_RDONLY);
 	_exit(fd == -1 && errno == EACCES ? 0 : 1);
+}
+
+/* log.c's lines, to standard error and to syslog, under the filter. */
+static void
+do_log(void)
+{
+	log_procinit("sandboxtest");
+	log_info("a line to standard error under the filter");
+	log_init(0, LOG_DAEMON);
+	log_info("a line to syslog under the filter");
+	log_warn("and one with an error");
+	_exit(0);
 }
 
 /*
@@ -227,6 +204,9 @@ main(void)
 	st = sandboxed(do_open);
 	report(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	    "open fails with EACCES instead of killing");
+	st = sandboxed(do_log);
+	report(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "log lines to standard error and to syslog pass the filter");
 	report(killed_by_sigsys(sandboxed(do_unlink)),
 	    "unlink kills with SIGSYS");
 	report(killed_by_sigsys(sandboxed(do_exec)),

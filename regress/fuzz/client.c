@@ -7,8 +7,6 @@
 
 #include <sys/socket.h>
 
-#include <err.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -16,25 +14,6 @@
 #include "../../proto.c"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-void log_warn(const char *fmt, ...) { (void)fmt; }
-void log_warnx(const char *fmt, ...) { (void)fmt; }
-void log_info(const char *fmt, ...) { (void)fmt; }
-void log_debug(const char *fmt, ...) { (void)fmt; }
-
-void
-fatal(const char *fmt, ...)
-{
-	(void)fmt;
-	abort();
-}
-
-void
-fatalx(const char *fmt, ...)
-{
-	(void)fmt;
-	abort();
-}
 
 static struct layout	 flayout;
 static struct server	 fsrv;
@@ -121,7 +100,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	c->state = C_SEND;
 	while (!c->dead) {
 		if (c->state == C_SEND) {
-			client_output(c);
+			conn_output(c);
 			got += drain(sp[1]);
 			continue;
 		}
@@ -135,7 +114,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		off += chunk;
 		/* Enough reads to take every byte of the chunk. */
 		for (i = 0; i < 40 && !c->dead && c->state != C_SEND; i++)
-			client_input(c);
+			conn_input(c);
 	}
 	got += drain(sp[1]);
 	/* The version, then whole 16-byte answers only. */
