@@ -58,12 +58,14 @@ bench: all
 	cd regress && ${MAKE} bench
 
 install: all
-	mkdir -p ${DESTDIR}${BINDIR} ${DESTDIR}${MANDIR}/man8 \
-	    ${DESTDIR}${INCDIR} ${DESTDIR}${EXDIR}
+	mkdir -p ${DESTDIR}${BINDIR} ${DESTDIR}${MANDIR}/man5 \
+	    ${DESTDIR}${MANDIR}/man8 ${DESTDIR}${INCDIR} ${DESTDIR}${EXDIR}
 	install -m 755 ${PROG} ${DESTDIR}${BINDIR}/${PROG}
 	ln -sf ${PROG} ${DESTDIR}${BINDIR}/ivshmem-server
 	install -m 644 ivserver.8 ${DESTDIR}${MANDIR}/man8/ivserver.8
 	ln -sf ivserver.8 ${DESTDIR}${MANDIR}/man8/ivshmem-server.8
+	install -m 644 ivserver.conf.5 ${DESTDIR}${MANDIR}/man5/ivserver.conf.5
+	install -m 644 ivshm.5 ${DESTDIR}${MANDIR}/man5/ivshm.5
 	install -m 644 ivshm.h ${DESTDIR}${INCDIR}/ivshm.h
 	install -m 644 conf/*.json ${DESTDIR}${EXDIR}/
 
@@ -71,11 +73,13 @@ uninstall:
 	rm -f ${DESTDIR}${BINDIR}/${PROG} ${DESTDIR}${BINDIR}/ivshmem-server \
 	    ${DESTDIR}${MANDIR}/man8/ivserver.8 \
 	    ${DESTDIR}${MANDIR}/man8/ivshmem-server.8 \
+	    ${DESTDIR}${MANDIR}/man5/ivserver.conf.5 \
+	    ${DESTDIR}${MANDIR}/man5/ivshm.5 \
 	    ${DESTDIR}${INCDIR}/ivshm.h
 	rm -rf ${DESTDIR}${EXDIR}
 
 lint:
-	mandoc -Tlint -Wwarning ivserver.8
+	mandoc -Tlint -Wwarning ivserver.8 ivserver.conf.5 ivshm.5
 
 clean:
 	rm -f ${PROG} ${OBJS} layout-default.inc .depcheck
