@@ -2,8 +2,8 @@
  * peer: a minimal peer of an ivshmem server in peer mode, speaking the
  * protocol as QEMU's ivshmem-doorbell device does, for the tests.
  *
- *	peer [-bv] [-c count] [-l size] [-n vectors] [-t ms] [-w ms]
- *	    -s socket
+ *	peer [-bv] [-c count | -j count] [-l size] [-n vectors] [-t ms]
+ *	    [-w ms] -s socket
  *
  * It connects, reads the handshake, checks every message of it and
  * prints "id N peers K": its own ID and how many other peers the server
@@ -15,12 +15,16 @@
  *		next one not in use, and print one line
  *		"cycles C first F last L wraps W peers K", K counting the
  *		peers named in every handshake;
+ *	-j	join and leave count times, and print
+ *		"join p50 N p99 N us", the time from connect to the last
+ *		own fd, for make bench;
  *	-w	stay up to ms milliseconds, or until standard input ends,
  *		following joins and leaves.  An input line "ring P V"
  *		writes peer P's eventfd for vector V and is answered
- *		"rang P V", or "noring P V" when there is no such eventfd;
- *		an interrupt on the own vector V prints "irq V".  At the
- *		end it prints "joins J leaves L now ID,...".
+ *		"rang P V", or "noring P V" when there is no such eventfd,
+ *		any other line "error"; an interrupt on the own vector V
+ *		prints "irq V".  At the end it prints
+ *		"joins J leaves L now ID,...".
  *
  * -l checks the size of the shared memory, -n (1) gives the vectors per
  * peer, -t (5000) the deadline of every read, -v traces to stderr.  A
@@ -38,7 +42,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,9 +49,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib.h"
+
 #define MAXVEC		2048	/* QEMU's limit for vectors= */
 #define NIDS		65536	/* IDs 0..65535 */
-#define MAXFDS		8	/* room to see a message carry too many */
 
 struct peer {
 	long	 id;
@@ -72,8 +76,6 @@ struct conn {
 };
 
 static void		 usage(void);
-static long long	 now_ms(void);
-static int		 wait_in(int, long long);
 static int		 conn_open(struct conn *);
 static void		 conn_close(struct conn *);
 static int		 recv_msg(struct conn *, int64_t *, int *);
@@ -85,10 +87,13 @@ static int		 peer_cmp(const void *, const void *);
 static void		 handshake(struct conn *);
 static void		 notify(struct conn *, int64_t, int);
 static void		 run_once(void);
+static int		 us_cmp(const void *, const void *);
+static void		 run_joins(long);
 static void		 run_byte(void);
 static void		 run_cycles(long);
 static void		 run_watch(long);
 static void		 watch_cmd(struct conn *, char *);
+static void		 watch_ring(struct conn *, const char *, const char *);
 
 static const char	*sockpath;
 static int		 nvectors = 1;
@@ -102,43 +107,9 @@ static int		 shmseen;
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-bv] [-c count] [-j joins] [-l size] [-n vectors] "
-	    "[-t ms] [-w ms]\n\t-s socket\n", getprogname());
+	fprintf(stderr, "usage: %s [-bv] [-c count | -j count] [-l size] "
+	    "[-n vectors] [-t ms]\n\t[-w ms] -s socket\n", getprogname());
 	exit(1);
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-/* Whether fd is readable before the deadline. */
-static int
-wait_in(int fd, long long deadline)
-{
-	struct pollfd	pfd;
-	long long	left;
-
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	for (;;) {
-		left = deadline - now_ms();
-		if (left < 0)
-			left = 0;
-		switch (poll(&pfd, 1, (int)left)) {
-		case 1:
-			return (1);
-		case 0:
-			return (0);
-		default:
-			if (errno != EINTR)
-				err(1, "poll");
-		}
-	}
 }
 
 /*
@@ -156,11 +127,8 @@ conn_open(struct conn *c)
 	c->id = -1;
 	if ((c->own = calloc(nvectors, sizeof(*c->own))) == NULL)
 		err(1, NULL);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlcpy(sun.sun_path, sockpath, sizeof(sun.sun_path)) >=
-	    sizeof(sun.sun_path))
-		errx(1, "%s: socket path too long", sockpath);
+	if (unix_addr(&sun, sockpath) == -1)
+		err(1, "%s", sockpath);
 	if ((c->s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1)
 		err(1, "socket");
@@ -168,10 +136,10 @@ conn_open(struct conn *c)
 	while (connect(c->s, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		if (errno != EAGAIN && errno != EINTR)
 			err(1, "connect %s", sockpath);
-		if (now_ms() >= deadline)
+		if (ms_left(deadline) == 0)
 			errx(1, "timeout: connect %s: backlog full for %d ms",
 			    sockpath, timeout);
-		poll(NULL, 0, 1);
+		sleep_ms(1);
 	}
 	return (0);
 }
@@ -195,83 +163,27 @@ conn_close(struct conn *c)
 	c->s = c->shm = -1;
 }
 
-/*
- * One message: 8 bytes, a little-endian int64, with at most one fd.
- * Returns 1, or 0 at a clean end of file.  The server may split the
- * bytes; QEMU then takes the fd that came with any of them, so do we.
- */
+/* The next message from the server: 1, or 0 at a clean end of file. */
 static int
 recv_msg(struct conn *c, int64_t *val, int *fd)
 {
-	unsigned char	 buf[8];
-	union {
-		struct cmsghdr	hdr;
-		unsigned char	buf[CMSG_SPACE(MAXFDS * sizeof(int))];
-	}		 cm;
-	struct msghdr	 mh;
-	struct iovec	 iov;
-	struct cmsghdr	*cmsg;
-	uint64_t	 le;
-	size_t		 got = 0, i, n;
-	ssize_t		 r;
-	int		 nfds = 0, f;
+	int	r;
 
-	*fd = -1;
-	while (got < sizeof(buf)) {
-		if (!wait_in(c->s, now_ms() + timeout))
-			errx(1, "timeout: no message from the server in %d ms "
-			    "(%zu of 8 bytes)", timeout, got);
-		memset(&mh, 0, sizeof(mh));
-		iov.iov_base = buf + got;
-		iov.iov_len = sizeof(buf) - got;
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = sizeof(cm.buf);
-		if ((r = recvmsg(c->s, &mh, MSG_CMSG_CLOEXEC)) == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			/* A server closing on our unread byte resets. */
-			if (errno != ECONNRESET)
-				err(1, "recvmsg");
-			r = 0;
-		}
-		for (cmsg = CMSG_FIRSTHDR(&mh); cmsg != NULL;
-		    cmsg = CMSG_NXTHDR(&mh, cmsg)) {
-			if (cmsg->cmsg_level != SOL_SOCKET ||
-			    cmsg->cmsg_type != SCM_RIGHTS)
-				continue;
-			n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (i = 0; i < n; i++) {
-				memcpy(&f, CMSG_DATA(cmsg) + i * sizeof(int),
-				    sizeof(f));
-				if (*fd == -1)
-					*fd = f;
-				else
-					close(f);
-				nfds++;
-			}
-		}
-		if (mh.msg_flags & MSG_CTRUNC)
-			errx(1, "violation: a message carries more than %d "
-			    "fds", MAXFDS);
-		if (r == 0) {
-			if (got == 0 && nfds == 0)
-				return (0);
-			errx(1, "violation: end of file inside a message "
-			    "(%zu of 8 bytes)", got);
-		}
-		got += r;
+	if ((r = msg_recv(c->s, val, fd, now_ms() + timeout)) == -1) {
+		if (errno == ETIMEDOUT)
+			errx(1, "timeout: no message from the server in %d "
+			    "ms", timeout);
+		if (errno == EPROTO)
+			errx(1, "violation: end of file inside a message");
+		if (errno == EMSGSIZE)
+			errx(1, "violation: a message carries more than one "
+			    "fd");
+		err(1, "recvmsg");
 	}
-	memcpy(&le, buf, sizeof(le));
-	*val = (int64_t)le64toh(le);
-	if (nfds > 1)
-		errx(1, "violation: message %jd carries %d fds", (intmax_t)*val,
-		    nfds);
-	if (verbose > 1)
+	if (r == 1 && verbose > 1)
 		fprintf(stderr, "peer %ld: message %jd%s\n", c->id,
 		    (intmax_t)*val, *fd != -1 ? " + fd" : "");
-	return (1);
+	return (r);
 }
 
 /* QEMU writes 8 bytes to what it takes for an eventfd: it must be one. */
@@ -600,22 +512,30 @@ run_cycles(long count)
 	    first, last, wraps, k);
 }
 
+/* An input line of the watcher: "ring P V". */
 static void
 watch_cmd(struct conn *c, char *line)
+{
+	char	*word[4];
+	int	 nword = 0;
+
+	while (nword < 4 &&
+	    (word[nword] = strtok(nword == 0 ? line : NULL, " \t")) != NULL)
+		nword++;
+	if (nword == 3 && strcmp(word[0], "ring") == 0)
+		watch_ring(c, word[1], word[2]);
+	else
+		printf("error\n");
+}
+
+static void
+watch_ring(struct conn *c, const char *id, const char *vec)
 {
 	struct peer	*p;
 	const char	*errstr;
 	uint64_t	 one = 1;
-	char		*id, *vec;
-	long		 pid, v;
+	long		 pid, v = 0;
 
-	if ((id = strtok(line, " \t")) == NULL || strcmp(id, "ring") != 0 ||
-	    (id = strtok(NULL, " \t")) == NULL ||
-	    (vec = strtok(NULL, " \t")) == NULL ||
-	    strtok(NULL, " \t") != NULL) {
-		printf("error\n");
-		return;
-	}
 	pid = strtonum(id, 0, NIDS - 1, &errstr);
 	if (errstr == NULL)
 		v = strtonum(vec, 0, MAXVEC - 1, &errstr);
@@ -643,7 +563,7 @@ run_watch(long ms)
 	size_t		 len = 0, i;
 	ssize_t		 n;
 	uint64_t	 cnt;
-	long long	 deadline, left;
+	long long	 deadline;
 	int64_t		 v;
 	int		 fd, k, nfd, done = 0;
 
@@ -661,8 +581,8 @@ run_watch(long ms)
 		pfd[k].events = POLLIN;
 
 	deadline = now_ms() + ms;
-	while (!done && (left = deadline - now_ms()) > 0) {
-		if (poll(pfd, nfd, (int)left) == -1) {
+	while (!done && ms_left(deadline) > 0) {
+		if (poll(pfd, nfd, ms_left(deadline)) == -1) {
 			if (errno == EINTR)
 				continue;
 			err(1, "poll");
@@ -716,9 +636,8 @@ run_watch(long ms)
 int
 main(int argc, char *argv[])
 {
-	const char	*errstr;
-	long		 count = 0, watch = -1, joins = 0;
-	int		 byte = 0, ch;
+	long	 count = 0, watch = -1, joins = 0;
+	int	 byte = 0, ch;
 
 	while ((ch = getopt(argc, argv, "bc:j:l:n:s:t:vw:")) != -1) {
 		switch (ch) {
@@ -726,40 +645,28 @@ main(int argc, char *argv[])
 			byte = 1;
 			break;
 		case 'c':
-			count = strtonum(optarg, 1, LONG_MAX, &errstr);
-			if (errstr != NULL)
-				errx(1, "count %s: %s", optarg, errstr);
+			count = getnum(optarg, 1, LONG_MAX, "count");
 			break;
 		case 'j':
-			joins = strtonum(optarg, 1, 1000000, &errstr);
-			if (errstr != NULL)
-				errx(1, "joins %s: %s", optarg, errstr);
+			joins = getnum(optarg, 1, 1000000, "joins");
 			break;
 		case 'l':
-			wantsize = strtonum(optarg, 4096, LLONG_MAX, &errstr);
-			if (errstr != NULL)
-				errx(1, "size %s: %s", optarg, errstr);
+			wantsize = getnum(optarg, 4096, LLONG_MAX, "size");
 			break;
 		case 'n':
-			nvectors = strtonum(optarg, 1, MAXVEC, &errstr);
-			if (errstr != NULL)
-				errx(1, "vectors %s: %s", optarg, errstr);
+			nvectors = getnum(optarg, 1, MAXVEC, "vectors");
 			break;
 		case 's':
 			sockpath = optarg;
 			break;
 		case 't':
-			timeout = strtonum(optarg, 1, INT_MAX, &errstr);
-			if (errstr != NULL)
-				errx(1, "timeout %s: %s", optarg, errstr);
+			timeout = getnum(optarg, 1, INT_MAX, "timeout");
 			break;
 		case 'v':
 			verbose++;
 			break;
 		case 'w':
-			watch = strtonum(optarg, 0, INT_MAX, &errstr);
-			if (errstr != NULL)
-				errx(1, "wait %s: %s", optarg, errstr);
+			watch = getnum(optarg, 0, INT_MAX, "wait");
 			break;
 		default:
 			usage();
