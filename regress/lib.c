@@ -31,6 +31,7 @@
 
 #define KILL_MAX	64	/* children to kill at the end */
 #define PATHS_MAX	32	/* files and directories to remove */
+#define EVENTFD_MAX	4096	/* eventfds of one process, to compare */
 
 #ifdef MSG_CMSG_CLOEXEC
 #define RECV_FLAGS	MSG_CMSG_CLOEXEC
@@ -41,6 +42,9 @@
 static void	 at_exit_once(void);
 static void	 on_fatal(int);
 static void	 on_alarm(int);
+static int	 cmp_long(const void *, const void *);
+static int	 eventfd_ids(pid_t, long *, int);
+static int	 common(const long *, int, const long *, int);
 
 static int			 failures;
 /* Read by the signal handlers: slots and counts are sig_atomic_t. */
@@ -601,4 +605,143 @@ proc_child(pid_t parent, const char *skip)
 	}
 	closedir(d);
 	return (found);
+}
+
+static int
+cmp_long(const void *a, const void *b)
+{
+	long	x = *(const long *)a, y = *(const long *)b;
+
+	return (x < y ? -1 : x > y);
+}
+
+/*
+ * The eventfds pid holds, by the id the kernel shows in fdinfo, which
+ * is the same in every process that holds one: sorted, each once.
+ */
+static int
+eventfd_ids(pid_t pid, long *ids, int max)
+{
+	char		 dir[64], path[sizeof(dir) + NAME_MAX + 1], link[64];
+	char		 line[128];
+	DIR		*d;
+	struct dirent	*e;
+	FILE		*f;
+	ssize_t		 n;
+	long		 id;
+	int		 i, k = 0, m;
+
+	snprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)pid);
+	if ((d = opendir(dir)) == NULL)
+		return (-1);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		/* An fd closed meanwhile is not held. */
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if ((n = readlink(path, link, sizeof(link) - 1)) == -1)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, "anon_inode:[eventfd]") != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s",
+		    (long)pid, e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		id = -1;
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "eventfd-id: %ld", &id) == 1)
+				break;
+		fclose(f);
+		if (id == -1) {
+			warnx("%s: no eventfd-id", path);
+			closedir(d);
+			return (-1);
+		}
+		if (k == max) {
+			warnx("pid %ld: more than %d eventfds", (long)pid, max);
+			closedir(d);
+			return (-1);
+		}
+		ids[k++] = id;
+	}
+	closedir(d);
+	qsort(ids, k, sizeof(*ids), cmp_long);
+	for (m = 0, i = 0; i < k; i++)
+		if (m == 0 || ids[i] != ids[m - 1])
+			ids[m++] = ids[i];
+	return (m);
+}
+
+/* How many values two sorted lists have in common. */
+static int
+common(const long *a, int na, const long *b, int nb)
+{
+	int	i = 0, j = 0, n = 0;
+
+	while (i < na && j < nb) {
+		if (a[i] < b[j])
+			i++;
+		else if (a[i] > b[j])
+			j++;
+		else {
+			n++;
+			i++;
+			j++;
+		}
+	}
+	return (n);
+}
+
+/*
+ * Wait up to ms until every two of the n processes share exactly want
+ * eventfds.  Each peer of an ivshmem server holds its own eventfds and
+ * every other peer's, so this is how a test sees that the server's
+ * join and leave messages have all been taken: a process has an fd
+ * once it has read the message that carried it, and no longer once it
+ * has closed it on a leave.  Returns 0, or -1 saying what was shared.
+ */
+int
+wait_shared(const pid_t *pids, int n, int want, int ms)
+{
+	long		**ids;
+	long long	  deadline;
+	int		 *nids, i, j, ok, shared;
+
+	if ((ids = calloc(n, sizeof(*ids))) == NULL ||
+	    (nids = calloc(n, sizeof(*nids))) == NULL)
+		err(1, NULL);
+	for (i = 0; i < n; i++)
+		if ((ids[i] = calloc(EVENTFD_MAX, sizeof(**ids))) == NULL)
+			err(1, NULL);
+	deadline = now_ms() + ms;
+	for (;;) {
+		for (i = 0; i < n; i++)
+			nids[i] = eventfd_ids(pids[i], ids[i], EVENTFD_MAX);
+		ok = 1;
+		for (i = 0; i < n; i++)
+			for (j = i + 1; j < n; j++)
+				if (nids[i] == -1 || nids[j] == -1 ||
+				    common(ids[i], nids[i], ids[j], nids[j]) !=
+				    want)
+					ok = 0;
+		if (ok || ms_left(deadline) == 0)
+			break;
+		sleep_ms(10);
+	}
+	for (i = 0; !ok && i < n; i++) {
+		for (j = i + 1; j < n; j++) {
+			shared = nids[i] == -1 || nids[j] == -1 ? -1 :
+			    common(ids[i], nids[i], ids[j], nids[j]);
+			if (shared != want)
+				warnx("pids %ld and %ld share %d eventfds "
+				    "after %d ms, expected %d", (long)pids[i],
+				    (long)pids[j], shared, ms, want);
+		}
+	}
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	free(nids);
+	return (ok ? 0 : -1);
 }

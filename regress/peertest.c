@@ -14,9 +14,14 @@
  * times.  -l checks the window size, -n (1) gives the vectors per peer
  * and -p the server, whose fds must come back to their count.
  *
+ * Every peer learns of a join or a leave when it gets to the server's
+ * message, and a VM drops a doorbell to a peer it has not heard of: so
+ * after every change the test waits until each peer holds the eventfds
+ * of all, which it can see in /proc, before anything rings.
+ *
  * Each check prints "ok - ..." or "not ok - ..."; details go to stderr.
- * Every wait has a deadline, every QEMU and peer is killed when it
- * overstays, and a watchdog ends the whole test.
+ * Every wait is for an event and has a deadline, every QEMU and peer
+ * is killed when it overstays, and a watchdog ends the whole test.
  */
 
 #include <sys/types.h>
@@ -38,8 +43,14 @@
 #include "lib.h"
 #include "qtest.h"
 
-#define SETTLE		50		/* ms: for an event that must not come */
-#define FD_TIMEOUT	10000		/* ms: fds closed after a leave */
+/*
+ * How long a negative check waits for a stray event to show before it
+ * looks: only a ring that must reach nobody waits so, as no pause can
+ * make such a check fail wrongly.  Whatever must come is waited for.
+ */
+#define QUIET_MS	50
+#define SETTLE_TIMEOUT	60000		/* ms: the peers to take all notices */
+#define FD_TIMEOUT	30000		/* ms: fds closed after a leave */
 #define PEER_TIMEOUT	120000		/* ms: any one peer run */
 #define QEMU_LIFETIME	280000		/* ms: any one QEMU */
 #define WATCHDOG	300		/* s: the whole test */
@@ -59,6 +70,7 @@ struct child {
 };
 
 static void	 usage(void);
+static void	 settle(struct qvm **, int, int, const char *);
 static void	 vm_raw(struct qvm *);
 static void	 vm_share(struct qvm **, int);
 static int	 doorbell(struct qvm *, long, unsigned int);
@@ -102,6 +114,35 @@ usage(void)
 	fprintf(stderr, "usage: %s -S socket [-C peer] [-c cycles] [-l size] "
 	    "[-n vectors]\n\t[-p serverpid] [-Q qemu]\n", getprogname());
 	exit(1);
+}
+
+/*
+ * Wait until the VMs, and the watcher with withwatcher, each hold the
+ * eventfds of them all: they have taken every join and leave message
+ * the server sent them, and know each other.  A VM drops a doorbell to
+ * a peer it has not heard of yet, so no ring may come before this.
+ */
+static void
+settle(struct qvm **vms, int nvms, int withwatcher, const char *when)
+{
+	pid_t	pids[NQEMU + 1];
+	char	who[128], num[32];
+	int	i, n = 0;
+
+	who[0] = '\0';
+	for (i = 0; i < nvms; i++) {
+		pids[n++] = vms[i]->pid;
+		snprintf(num, sizeof(num), "%sqemu %d", i == 0 ? "" :
+		    i < nvms - 1 || withwatcher ? ", " : " and ", vms[i]->n);
+		strlcat(who, num, sizeof(who));
+	}
+	if (withwatcher) {
+		pids[n++] = watcher.pid;
+		strlcat(who, " and the C peer", sizeof(who));
+	}
+	check(wait_shared(pids, n, n * nvectors, SETTLE_TIMEOUT) == 0,
+	    "%s%s each hold the %u eventfds of the %d peers", when, who,
+	    n * nvectors, n);
 }
 
 /* Without -f the window is bare: nothing but zeroes at first. */
@@ -174,7 +215,7 @@ others_quiet(struct qvm **vms, int nvms, struct qvm *except)
 
 /*
  * src rings dst's vector: it goes pending in dst, then in no VM but
- * dst, not even in src.  The pause lets a stray event show.
+ * dst, not even in src.
  */
 static int
 ring_vm(struct qvm **vms, int nvms, struct qvm *src, struct qvm *dst,
@@ -188,7 +229,7 @@ ring_vm(struct qvm **vms, int nvms, struct qvm *src, struct qvm *dst,
 		return (-1);
 	if (pba_expect(dst, vec) == -1)
 		return (-1);
-	sleep_ms(SETTLE);
+	sleep_ms(QUIET_MS);
 	if (!others_quiet(vms, nvms, dst))
 		return (-1);
 	return (msix_deliver(dst, vec));
@@ -222,8 +263,9 @@ ring_gone(struct qvm **vms, int nvms, long gone, const char *when)
 		for (v = 0; ok && v < nvectors; v++)
 			if (doorbell(vms[i], gone, v) == -1)
 				ok = 0;
+		/* Nothing is to come: no event to wait for but a stray. */
 		if (ok) {
-			sleep_ms(4 * SETTLE);
+			sleep_ms(4 * QUIET_MS);
 			ok = others_quiet(vms, nvms, NULL);
 		}
 		qvm_check(ok, vms[i], "%sqemu %d rings the gone ID %ld on "
@@ -475,13 +517,13 @@ watcher_expect(const char *want, int ms)
 	return (-1);
 }
 
-/* Nothing more from the watcher after a pause. */
+/* Nothing more from the watcher after a pause for a stray line. */
 static int
 watcher_quiet(void)
 {
 	char	line[256];
 
-	if (child_line(&watcher, line, sizeof(line), now_ms() + SETTLE) ==
+	if (child_line(&watcher, line, sizeof(line), now_ms() + QUIET_MS) ==
 	    0)
 		return (0);
 	warnx("watcher: unexpected \"%s\"", line);
@@ -491,7 +533,8 @@ watcher_quiet(void)
 /*
  * Every VM rings the watcher on each vector, which must see exactly
  * that interrupt; the watcher rings every VM on each vector through
- * the fds the server gave it, which must go pending there only.
+ * the fds the server gave it, which must go pending there only.  All
+ * must know each other already: see settle().
  */
 static void
 ring_watcher(struct qvm **vms, int nvms, const char *when)
@@ -523,7 +566,7 @@ ring_watcher(struct qvm **vms, int nvms, const char *when)
 			ok = watcher_cmd(cmd, want, IO_TIMEOUT) == 0 &&
 			    pba_expect(vms[i], v) == 0;
 			if (ok) {
-				sleep_ms(SETTLE);
+				sleep_ms(QUIET_MS);
 				ok = others_quiet(vms, nvms, vms[i]) &&
 				    watcher_quiet() == 0 &&
 				    msix_deliver(vms[i], v) == 0;
@@ -561,6 +604,7 @@ peers_run(struct qvm **vms, int nvms)
 	snprintf(want, sizeof(want), "id %ld peers %d", first, nvms);
 	if (watcher_start(want) == -1)
 		return;
+	settle(vms, nvms, 1, "");
 	ring_watcher(vms, nvms, "");
 
 	snprintf(want, sizeof(want), "id %ld peers %d", first + 1, nvms + 1);
@@ -599,6 +643,7 @@ peers_run(struct qvm **vms, int nvms)
 		qvm_check(qvm_exited(vms[i]) == 0, vms[i], "qemu %d still runs",
 		    vms[i]->n);
 
+	settle(vms, nvms, 1, "afterwards: ");
 	ring_watcher(vms, nvms, "afterwards: ");
 
 	/* Its input ends: it says what it saw and leaves. */
@@ -709,6 +754,7 @@ main(int argc, char *argv[])
 	check(qemus[0].id != qemus[1].id && qemus[0].id != qemus[2].id &&
 	    qemus[1].id != qemus[2].id, "the three VMs have distinct "
 	    "IVPositions");
+	settle(vms, 3, 0, "");
 	vm_raw(&qemus[0]);
 	vm_share(vms, 3);
 	ring_all(vms, 3, "");
@@ -741,6 +787,7 @@ main(int argc, char *argv[])
 	if (qvm_up(&qemus[3], 4, &conf, 3) == -1)
 		return (1);
 	vms[2] = &qemus[3];
+	settle(vms, 3, 0, "with qemu 4: ");
 	ring_gone(vms, 3, qemus[1].id, "with qemu 4: ");
 	ring_all(vms, 3, "with qemu 4: ");
 
@@ -751,6 +798,7 @@ main(int argc, char *argv[])
 	if (qvm_up(&qemus[4], 5, &conf, qemus[3].id + 3 + cycles + 1) == -1)
 		return (1);
 	vms[3] = &qemus[4];
+	settle(vms, 4, 0, "with qemu 5: ");
 	ring_all(vms, 4, "with qemu 5: ");
 	return (check_failures() ? 1 : 0);
 }

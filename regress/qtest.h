@@ -16,9 +16,13 @@
 #include <limits.h>
 #include <stdint.h>
 
-#define IO_TIMEOUT	5000		/* ms: a qtest reply, any reply */
-#define EVENT_TIMEOUT	2000		/* ms: a PBA bit, any event */
-#define START_TIMEOUT	20000		/* ms: QEMU start to qtest */
+/*
+ * Deadlines bound waits for something that must come: they are
+ * generous, as the tests share two CPUs with whatever else runs.
+ */
+#define IO_TIMEOUT	20000		/* ms: a qtest reply, any reply */
+#define EVENT_TIMEOUT	10000		/* ms: a PBA bit, any event */
+#define START_TIMEOUT	60000		/* ms: QEMU start to qtest */
 #define MAXVEC		256		/* the doorbell has 8 bits of vector */
 
 #define PCI_SLOT	4

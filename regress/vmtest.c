@@ -36,6 +36,7 @@
 #define NQEMU		3
 
 static void	 usage(void);
+static int	 vm_start(struct qvm *, int);
 static void	 vm_header(struct qvm *);
 static void	 drain_g2h(void);
 static int	 ring_g2h(struct qvm *, int);
@@ -64,6 +65,26 @@ usage(void)
 	fprintf(stderr, "usage: %s [-Q qemu] -q qemu-socket -s client-socket "
 	    "region ...\n", getprogname());
 	exit(1);
+}
+
+/*
+ * Start VM n, set its device up, and wait until it holds every g2h and
+ * h2g eventfd the client holds: the server's handshake has then been
+ * taken whole, and a doorbell reaches the host.
+ */
+static int
+vm_start(struct qvm *q, int n)
+{
+	pid_t	pids[2];
+
+	if (qvm_up(q, n, &conf, 1) == -1)
+		return (-1);
+	pids[0] = q->pid;
+	pids[1] = getpid();
+	qvm_check(wait_shared(pids, 2, 2 * nregions, EVENT_TIMEOUT) == 0, q,
+	    "qemu %d holds the g2h and h2g eventfds of the %d regions", n,
+	    nregions);
+	return (0);
 }
 
 /*
@@ -284,13 +305,25 @@ vm_refused(struct qvm *q1, struct qvm *q2)
 static void
 vm_restart(struct qvm *q1, struct qvm *q3)
 {
+	int	s;
+
 	if (q1->pid != -1) {
 		qvm_kill(q1);
 		qvm_check(q1->pid == -1 && WIFSIGNALED(q1->status) &&
 		    WTERMSIG(q1->status) == SIGKILL, q1, "qemu 1 killed");
 	}
+	/*
+	 * QEMU 1's socket was closed when it was reaped.  The server polls
+	 * every socket each round, so once a client has had the version
+	 * it sends on accept, it has seen that end of file: qemu 3 cannot
+	 * be taken for a second VM.
+	 */
+	s = ivclient_connect(clientsock, IO_TIMEOUT);
+	if (!check(s != -1, "a client is served after qemu 1 is gone"))
+		return;
+	close(s);
 	fprintf(stderr, "qemu 3: the client keeps its connection and fds\n");
-	if (qvm_up(q3, 3, &conf, 1) == -1)
+	if (vm_start(q3, 3) == -1)
 		return;
 	vm_header(q3);
 	vm_regions(q3);
@@ -376,7 +409,7 @@ main(int argc, char *argv[])
 
 	if (client_setup(argc, argv) == -1)
 		return (1);
-	if (qvm_up(&qemus[0], 1, &conf, 1) == 0) {
+	if (vm_start(&qemus[0], 1) == 0) {
 		vm_header(&qemus[0]);
 		vm_regions(&qemus[0]);
 		vm_refused(&qemus[0], &qemus[1]);
