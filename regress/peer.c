@@ -7,27 +7,38 @@
  *
  * It connects, reads the handshake, checks every message of it and
  * prints "id N peers K": its own ID and how many other peers the server
- * named.  Then it closes, unless one of these is given:
+ * named.  Then it leaves: it ends its side of the connection and reads
+ * on until the server closes, so that when it exits the server has
+ * taken its leave and a peer that comes next is not told of it.  These
+ * do otherwise:
  *
  *	-b	send one byte, which the server must take as a goodbye,
  *		and print "dropped" once the server has closed;
  *	-c	join and leave count times, checking that each ID is the
  *		next one not in use, and print one line
  *		"cycles C first F last L wraps W peers K", K counting the
- *		peers named in every handshake;
- *	-j	join and leave count times, and print
+ *		peers named in every handshake.  Each connection but the
+ *		last closes at once, so the server may not have read its
+ *		end when the next one joins: the next handshake then names
+ *		the ID just left, which is no other peer and not counted,
+ *		and its leave must follow on the new connection.  The last
+ *		one leaves as above;
+ *	-j	join and leave count times, closing at once, and print
  *		"join p50 N p99 N us", the time from connect to the last
  *		own fd, for make bench;
  *	-w	stay up to ms milliseconds, or until standard input ends,
- *		following joins and leaves.  An input line "ring P V"
- *		writes peer P's eventfd for vector V and is answered
- *		"rang P V", or "noring P V" when there is no such eventfd,
- *		any other line "error"; an interrupt on the own vector V
- *		prints "irq V".  At the end it prints
- *		"joins J leaves L now ID,...".
+ *		following joins and leaves, then close at once.  An input
+ *		line "ring P V" writes peer P's eventfd for vector V and is
+ *		answered "rang P V", or "noring P V" when there is no such
+ *		eventfd; "wait leaves N" is answered "leaves N" once N
+ *		peers have left since it joined, at once if they have, so
+ *		that a test can know the last leave has come before it ends
+ *		the input; any other line is answered "error".  An
+ *		interrupt on the own vector V prints "irq V".  At the end
+ *		it prints "joins J leaves L now ID,...".
  *
  * -l checks the size of the shared memory, -n (1) gives the vectors per
- * peer, -t (5000) the deadline of every read, -v traces to stderr.  A
+ * peer, -t (30000) the deadline of every read, -v traces to stderr.  A
  * protocol violation, a timeout or an error ends it with status 1 and
  * the reason on stderr.
  */
@@ -78,6 +89,8 @@ struct conn {
 static void		 usage(void);
 static int		 conn_open(struct conn *);
 static void		 conn_close(struct conn *);
+static void		 conn_leave(struct conn *);
+static void		 await_leave(struct conn *, long);
 static int		 recv_msg(struct conn *, int64_t *, int *);
 static void		 check_eventfd(int, long);
 static struct peer	*peer_find(struct conn *, long);
@@ -92,12 +105,13 @@ static void		 run_joins(long);
 static void		 run_byte(void);
 static void		 run_cycles(long);
 static void		 run_watch(long);
-static void		 watch_cmd(struct conn *, char *);
+static void		 watch_cmd(struct conn *, char *, long *);
 static void		 watch_ring(struct conn *, const char *, const char *);
+static void		 watch_wait(struct conn *, long *);
 
 static const char	*sockpath;
 static int		 nvectors = 1;
-static int		 timeout = 5000;	/* ms, each read */
+static int		 timeout = 30000;	/* ms, each read */
 static long long	 wantsize = -1;
 static int		 verbose;
 static dev_t		 shmdev;		/* the first connection's */
@@ -161,6 +175,38 @@ conn_close(struct conn *c)
 		close(c->s);
 	memset(c, 0, sizeof(*c));
 	c->s = c->shm = -1;
+}
+
+/*
+ * Leave and wait until the server has taken it: end of file to the
+ * server, then the others' news until it closes.
+ */
+static void
+conn_leave(struct conn *c)
+{
+	int64_t	v;
+	int	fd;
+
+	if (shutdown(c->s, SHUT_WR) == -1)
+		err(1, "shutdown");
+	while (recv_msg(c, &v, &fd))
+		notify(c, v, fd);
+	conn_close(c);
+}
+
+/* Read on until the server tells that peer id has left. */
+static void
+await_leave(struct conn *c, long id)
+{
+	int64_t	v;
+	int	fd;
+
+	while (peer_find(c, id) != NULL) {
+		if (!recv_msg(c, &v, &fd))
+			errx(1, "violation: the server closes on peer %ld "
+			    "before peer %ld leaves", c->id, id);
+		notify(c, v, fd);
+	}
 }
 
 /* The next message from the server: 1, or 0 at a clean end of file. */
@@ -411,7 +457,7 @@ run_once(void)
 	conn_open(&c);
 	handshake(&c);
 	printf("id %ld peers %d\n", c.id, c.nheard);
-	conn_close(&c);
+	conn_leave(&c);
 }
 
 static int
@@ -482,11 +528,17 @@ run_cycles(long count)
 	static unsigned char	 stable[NIDS / 8];
 	struct conn		 c;
 	long			 i, first = -1, last = -1, want;
-	int			 b, k, wraps = 0;
+	int			 b, k, wraps = 0, behind;
 
 	for (i = 0; i < count; i++) {
 		conn_open(&c);
 		handshake(&c);
+		/* The last connection's end, not yet read by the server. */
+		behind = i > 0 && peer_find(&c, last) != NULL;
+		if (behind) {
+			c.heard[last / 8] &= ~(1 << (last % 8));
+			c.nheard--;
+		}
 		if (i == 0) {
 			first = c.id;
 			memcpy(stable, c.heard, sizeof(stable));
@@ -502,8 +554,13 @@ run_cycles(long count)
 			for (b = 0; b < NIDS / 8; b++)
 				stable[b] &= c.heard[b];
 		}
+		if (behind)
+			await_leave(&c, last);
 		last = c.id;
-		conn_close(&c);
+		if (i == count - 1)
+			conn_leave(&c);
+		else
+			conn_close(&c);
 	}
 	for (k = 0, b = 0; b < NIDS; b++)
 		if (stable[b / 8] & 1 << (b % 8))
@@ -512,20 +569,32 @@ run_cycles(long count)
 	    first, last, wraps, k);
 }
 
-/* An input line of the watcher: "ring P V". */
+/* An input line of the watcher: "ring P V" or "wait leaves N". */
 static void
-watch_cmd(struct conn *c, char *line)
+watch_cmd(struct conn *c, char *line, long *waitfor)
 {
-	char	*word[4];
-	int	 nword = 0;
+	const char	*errstr;
+	char		*word[4];
+	long		 n;
+	int		 nword = 0;
 
 	while (nword < 4 &&
 	    (word[nword] = strtok(nword == 0 ? line : NULL, " \t")) != NULL)
 		nword++;
-	if (nword == 3 && strcmp(word[0], "ring") == 0)
+	if (nword == 3 && strcmp(word[0], "ring") == 0) {
 		watch_ring(c, word[1], word[2]);
-	else
-		printf("error\n");
+		return;
+	}
+	if (nword == 3 && strcmp(word[0], "wait") == 0 &&
+	    strcmp(word[1], "leaves") == 0 && *waitfor == -1) {
+		n = strtonum(word[2], 0, LONG_MAX, &errstr);
+		if (errstr == NULL) {
+			*waitfor = n;
+			watch_wait(c, waitfor);
+			return;
+		}
+	}
+	printf("error\n");
 }
 
 static void
@@ -553,6 +622,16 @@ watch_ring(struct conn *c, const char *id, const char *vec)
 	printf("rang %ld %ld\n", pid, v);
 }
 
+/* Answer a "wait leaves N" once N peers have left, if they have. */
+static void
+watch_wait(struct conn *c, long *waitfor)
+{
+	if (*waitfor == -1 || c->leaves < *waitfor)
+		return;
+	printf("leaves %ld\n", *waitfor);
+	*waitfor = -1;
+}
+
 /* Follow the others, ring them on request, report our interrupts. */
 static void
 run_watch(long ms)
@@ -564,6 +643,7 @@ run_watch(long ms)
 	ssize_t		 n;
 	uint64_t	 cnt;
 	long long	 deadline;
+	long		 waitfor = -1;
 	int64_t		 v;
 	int		 fd, k, nfd, done = 0;
 
@@ -591,6 +671,7 @@ run_watch(long ms)
 			if (!recv_msg(&c, &v, &fd))
 				errx(1, "the server closes on peer %ld", c.id);
 			notify(&c, v, fd);
+			watch_wait(&c, &waitfor);
 		}
 		for (k = 0; k < nvectors; k++) {
 			if (pfd[2 + k].revents == 0)
@@ -614,7 +695,7 @@ run_watch(long ms)
 			line[len] = '\0';
 			while ((nl = strchr(line, '\n')) != NULL) {
 				*nl = '\0';
-				watch_cmd(&c, line);
+				watch_cmd(&c, line, &waitfor);
 				s = nl + 1;
 				len -= s - line;
 				memmove(line, s, len + 1);
