@@ -58,7 +58,6 @@ int		 msg_recv(int, int64_t *, int *, long long);
 /* Other processes, from /proc. */
 int		 count_fds(pid_t);
 pid_t		 proc_child(pid_t, const char *);
-int		 eventfds_shared(pid_t, pid_t);
 int		 wait_shared(const pid_t *, int, int, int);
 
 #endif /* LIB_H */
