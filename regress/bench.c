@@ -60,12 +60,12 @@
 #include <unistd.h>
 
 #include "../ivshm.h"
+#include "lib.h"
 
 #ifndef __dead
 #define __dead		__attribute__((__noreturn__))
 #endif
 
-#define MAXFDS		8	/* room to see an answer carry too many */
 #define STEP_MS		5000	/* deadline of one exchange */
 #define BURST_MS	20000	/* deadline of a whole burst */
 #define START_MS	10000	/* deadline of a server's start */
@@ -94,11 +94,21 @@ struct hs {
 	enum hstate	 state;
 	unsigned char	 buf[16];
 	size_t		 got;
-	int		 fds[MAXFDS];
+	int		 fds[RECV_MAXFDS];
 	int		 nfds;
-	int64_t		 start;
-	int64_t		 end;
-	int64_t		 deadline;
+	int64_t		 start;		/* ns */
+	int64_t		 end;		/* ns */
+	long long	 deadline;	/* ms */
+	int		 rv;		/* once ended: 1 served, -1 failed */
+};
+
+/* Handshakes driven from one poll(2). */
+struct hsset {
+	struct hs	*h;
+	int		 n;
+	struct pollfd	*pfd;		/* room for n */
+	int		*idx;		/* of the pfd's handshake */
+	int		*ended;		/* handshakes that ended in a poll */
 };
 
 struct opts {
@@ -130,8 +140,7 @@ static int		 clientcpu = -1;	/* -C: where the client runs */
 static __dead void usage(void);
 static int64_t	 now_ns(void);
 static void	 sleep_ns(int64_t);
-static int	 poll_ms(int64_t, int64_t);
-static int	 wait_in(int, int64_t);
+static int	 wait_in(int, long long);
 static int	 cmp64(const void *, const void *);
 static int	 cmp64l(const void *, const void *);
 static int64_t	 pct(const int64_t *, size_t, double);
@@ -142,14 +151,15 @@ static void	 row(const char *, const char *, const char *, const char *,
 static void	 note(const char *, ...)
 		    __attribute__((__format__(__printf__, 1, 2)));
 static void	 set_sun(struct sockaddr_un *, const char *);
-static ssize_t	 recv_fds(int, void *, size_t, int *, int *);
 static int	 send_fds(int, const void *, size_t, const int *, int);
-static void	 close_fds(int *, int);
 static int	 read_full(int, void *, size_t);
 static void	 make_fds(int *, int);
 static int	 hs_start(struct hs *, const struct sockaddr_un *);
 static int	 hs_step(struct hs *);
 static void	 hs_end(struct hs *);
+static void	 hsset_init(struct hsset *, int);
+static void	 hsset_free(struct hsset *);
+static int	 hsset_poll(struct hsset *, int);
 static int64_t	 hs_once(const struct sockaddr_un *);
 static int	 warmup(const struct sockaddr_un *);
 static void	 on_fatal(int);
@@ -163,13 +173,11 @@ static pid_t	 pair_start(int *, int);
 static void	 pair_serve(int, int);
 static int64_t	 pair_once(int, int);
 static long	 proc_kb(pid_t, const char *, const char *);
-static int	 proc_nfds(pid_t);
 static int64_t	 proc_cpu(pid_t);
-static pid_t	 proc_child(pid_t);
 static int64_t	 server_cpu(pid_t);
 static double	 tput_run(const struct sockaddr_un *, int, int, long *);
 static int	 burst_run(const struct sockaddr_un *, int, int64_t *);
-static int	 vm_recv(int, int64_t *, int *, int64_t);
+static int	 vm_recv(int, int64_t *, int *, long long);
 static int64_t	 vm_once(const struct sockaddr_un *, int, int *);
 static int	 vm_sync(const struct sockaddr_un *);
 static void	 vm_serve(int, int);
@@ -217,6 +225,10 @@ now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/*
+ * The start-up figure is some milliseconds: a connect is retried every
+ * few microseconds, finer than sleep_ms() can.
+ */
 static void
 sleep_ns(int64_t ns)
 {
@@ -228,39 +240,19 @@ sleep_ns(int64_t ns)
 		;
 }
 
-/* A poll timeout that reaches deadline, rounded up so it is not early. */
+/* Wait for input until the deadline, in ms, or say why not. */
 static int
-poll_ms(int64_t now, int64_t deadline)
+wait_in(int fd, long long deadline)
 {
-	int64_t	 left = deadline - now;
-
-	if (left <= 0)
+	switch (fd_wait(fd, POLLIN, deadline)) {
+	case 1:
 		return 0;
-	left = (left + MS - 1) / MS;
-	return left > INT_MAX ? INT_MAX : (int)left;
-}
-
-static int
-wait_in(int fd, int64_t deadline)
-{
-	struct pollfd	 pfd;
-	int64_t		 now;
-	int		 n;
-
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	for (;;) {
-		if ((now = now_ns()) >= deadline) {
-			warnx("timed out waiting for the server");
-			return -1;
-		}
-		n = poll(&pfd, 1, poll_ms(now, deadline));
-		if (n == 1)
-			return 0;
-		if (n == -1 && errno != EINTR) {
-			warn("poll");
-			return -1;
-		}
+	case 0:
+		warnx("timed out waiting for the server");
+		return -1;
+	default:
+		warn("poll");
+		return -1;
 	}
 }
 
@@ -355,60 +347,8 @@ note(const char *fmt, ...)
 static void
 set_sun(struct sockaddr_un *sun, const char *path)
 {
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	if (strlcpy(sun->sun_path, path, sizeof(sun->sun_path)) >=
-	    sizeof(sun->sun_path))
-		errx(1, "%s: socket path too long", path);
-}
-
-/*
- * One recvmsg: bytes into buf, the fds of any SCM_RIGHTS message into
- * fds.  *nfds counts every fd received, even those past MAXFDS, which
- * are closed at once, so that an answer with too many is seen.
- */
-static ssize_t
-recv_fds(int s, void *buf, size_t len, int *fds, int *nfds)
-{
-	union {
-		struct cmsghdr	hdr;
-		unsigned char	buf[CMSG_SPACE(MAXFDS * sizeof(int))];
-	}		 cbuf;
-	struct msghdr	 msg;
-	struct iovec	 iov;
-	struct cmsghdr	*c;
-	ssize_t		 n;
-	size_t		 i, k;
-	int		 fd;
-
-	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = buf;
-	iov.iov_len = len;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cbuf.buf;
-	msg.msg_controllen = sizeof(cbuf.buf);
-	if ((n = recvmsg(s, &msg, MSG_CMSG_CLOEXEC)) == -1)
-		return -1;
-	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (i = 0; i < k; i++) {
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-			if (*nfds < MAXFDS)
-				fds[*nfds] = fd;
-			else
-				close(fd);
-			(*nfds)++;
-		}
-	}
-	/* The kernel dropped fds that did not fit: never count on it. */
-	if (msg.msg_flags & MSG_CTRUNC) {
-		errno = EMSGSIZE;
-		return -1;
-	}
-	return n;
+	if (unix_addr(sun, path) == -1)
+		err(1, "%s", path);
 }
 
 static int
@@ -438,15 +378,6 @@ send_fds(int s, const void *buf, size_t len, const int *fds, int nfds)
 		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
 	}
 	return sendmsg(s, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
-}
-
-static void
-close_fds(int *fds, int nfds)
-{
-	int	 i;
-
-	for (i = 0; i < nfds && i < MAXFDS; i++)
-		close(fds[i]);
 }
 
 /* Blocking read of exactly len bytes, for the floor processes. */
@@ -499,7 +430,7 @@ hs_start(struct hs *h, const struct sockaddr_un *sun)
 	int	 rv, saved;
 
 	h->start = now_ns();
-	h->deadline = h->start + STEP_MS * MS;
+	h->deadline = now_ms() + STEP_MS;
 	h->state = HS_VERSION;
 	h->got = 0;
 	h->nfds = 0;
@@ -586,20 +517,89 @@ hs_end(struct hs *h)
 	h->state = HS_IDLE;
 }
 
+static void
+hsset_init(struct hsset *set, int n)
+{
+	int	i;
+
+	set->n = n;
+	if ((set->h = calloc(n, sizeof(*set->h))) == NULL ||
+	    (set->pfd = calloc(n, sizeof(*set->pfd))) == NULL ||
+	    (set->idx = calloc(n, sizeof(*set->idx))) == NULL ||
+	    (set->ended = calloc(n, sizeof(*set->ended))) == NULL)
+		err(1, NULL);
+	for (i = 0; i < n; i++) {
+		set->h[i].fd = -1;
+		set->h[i].state = HS_IDLE;
+	}
+}
+
+/* End what is still under way, and free. */
+static void
+hsset_free(struct hsset *set)
+{
+	int	i;
+
+	for (i = 0; i < set->n; i++)
+		if (set->h[i].state != HS_IDLE)
+			hs_end(&set->h[i]);
+	free(set->h);
+	free(set->pfd);
+	free(set->idx);
+	free(set->ended);
+}
+
+/*
+ * Wait up to ms for the handshakes under way and take what came.
+ * Those that end, served or failed, are ended with their result in rv
+ * and their index in ended[]: returns how many.
+ */
+static int
+hsset_poll(struct hsset *set, int ms)
+{
+	struct hs	*h;
+	int		 i, k, n = 0, m = 0, rv;
+
+	for (i = 0; i < set->n; i++) {
+		if (set->h[i].state == HS_IDLE)
+			continue;
+		set->pfd[n].fd = set->h[i].fd;
+		set->pfd[n].events = POLLIN;
+		set->idx[n++] = i;
+	}
+	if (poll(set->pfd, n, ms) == -1) {
+		if (errno == EINTR)
+			return 0;
+		err(1, "poll");
+	}
+	for (k = 0; k < n; k++) {
+		if (set->pfd[k].revents == 0)
+			continue;
+		h = &set->h[set->idx[k]];
+		if ((rv = hs_step(h)) == 0)
+			continue;
+		hs_end(h);
+		h->rv = rv;
+		set->ended[m++] = set->idx[k];
+	}
+	return m;
+}
+
 /* One handshake with no other client about: its time in ns, or -1. */
 static int64_t
 hs_once(const struct sockaddr_un *sun)
 {
 	struct hs	 h;
-	int64_t		 give_up = now_ns() + STEP_MS * MS;
+	long long	 give_up = now_ms() + STEP_MS;
 	int		 rv;
 
 	while ((rv = hs_start(&h, sun)) == 1) {
-		if (now_ns() > give_up) {
+		if (ms_left(give_up) == 0) {
 			warnx("%s: backlog full for too long", sun->sun_path);
 			return -1;
 		}
-		sleep_ns(MS);
+		/* The backlog is full: the server is behind, not failing. */
+		sleep_ms(1);
 	}
 	if (rv == -1) {
 		warn("connect %s", sun->sun_path);
@@ -828,7 +828,7 @@ pair_once(int s, int hello)
 	memset(&h, 0, sizeof(h));
 	h.fd = s;
 	h.start = now_ns();
-	h.deadline = h.start + STEP_MS * MS;
+	h.deadline = now_ms() + STEP_MS;
 	h.state = HS_VERSION;
 	if (hello) {
 		if (write(s, "h", 1) != 1) {
@@ -876,24 +876,6 @@ proc_kb(pid_t pid, const char *file, const char *key)
 	return v;
 }
 
-static int
-proc_nfds(pid_t pid)
-{
-	char		 path[64];
-	DIR		*d;
-	struct dirent	*de;
-	int		 n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* CPU time in ns: schedstat's is exact, stat's is in clock ticks. */
 static int64_t
 proc_cpu(pid_t pid)
@@ -923,35 +905,6 @@ proc_cpu(pid_t pid)
 	return (ut + st) * (1000000000 / sysconf(_SC_CLK_TCK));
 }
 
-/* The first child of pid, found by the parent pid in /proc/N/stat. */
-static pid_t
-proc_child(pid_t pid)
-{
-	char		 path[64 + NAME_MAX], buf[512], *p;
-	DIR		*d;
-	struct dirent	*de;
-	FILE		*fp;
-	pid_t		 found = -1;
-	long		 ppid;
-
-	if ((d = opendir("/proc")) == NULL)
-		return -1;
-	while (found == -1 && (de = readdir(d)) != NULL) {
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-		if ((fp = fopen(path, "r")) == NULL)
-			continue;
-		if (fgets(buf, sizeof(buf), fp) != NULL &&
-		    (p = strrchr(buf, ')')) != NULL &&
-		    sscanf(p + 1, " %*c %ld", &ppid) == 1 && ppid == pid)
-			found = (pid_t)strtol(de->d_name, NULL, 10);
-		fclose(fp);
-	}
-	closedir(d);
-	return found;
-}
-
 /* CPU time of a server, the parent and its serving child together. */
 static int64_t
 server_cpu(pid_t pid)
@@ -962,7 +915,7 @@ server_cpu(pid_t pid)
 	if (pid <= 0)
 		return -1;
 	if (pid != cached_parent) {
-		child = proc_child(pid);
+		child = proc_child(pid, NULL);
 		cached_parent = pid;
 	}
 	if ((a = proc_cpu(pid)) == -1 || child == -1 ||
@@ -1081,71 +1034,46 @@ cmd_hsonly(struct opts *o)
 static double
 tput_run(const struct sockaddr_un *sun, int conc, int dur_ms, long *total)
 {
+	struct hsset	 set;
 	struct hs	*h;
-	struct pollfd	*pfd;
-	int		*idx;
-	int64_t		 t0, end, now;
+	int64_t		 end, now;
 	long		 done = 0;
-	int		 i, k, n, rv, retry, fail = 0;
+	int		 i, k, busy, rv, retry, fail = 0;
 
-	if ((h = calloc(conc, sizeof(*h))) == NULL ||
-	    (pfd = calloc(conc, sizeof(*pfd))) == NULL ||
-	    (idx = calloc(conc, sizeof(*idx))) == NULL)
-		err(1, NULL);
-	for (i = 0; i < conc; i++) {
-		h[i].fd = -1;
-		h[i].state = HS_IDLE;
-	}
-	t0 = now_ns();
-	end = t0 + dur_ms * MS;
+	hsset_init(&set, conc);
+	end = now_ns() + dur_ms * MS;
 	for (;;) {
 		now = now_ns();
-		n = retry = 0;
+		busy = retry = 0;
 		for (i = 0; i < conc; i++) {
-			if (h[i].state == HS_IDLE && now < end && !fail) {
-				if ((rv = hs_start(&h[i], sun)) == -1) {
+			h = &set.h[i];
+			if (h->state == HS_IDLE && now < end && !fail) {
+				if ((rv = hs_start(h, sun)) == -1) {
 					warn("connect %s", sun->sun_path);
 					fail = 1;
 				}
 				retry |= rv == 1;
 			}
-			if (h[i].state == HS_IDLE)
-				continue;
-			if (now > h[i].deadline) {
+			if (h->state != HS_IDLE && ms_left(h->deadline) == 0) {
 				warnx("a handshake timed out");
 				fail = 1;
-				hs_end(&h[i]);
-				continue;
+				hs_end(h);
 			}
-			pfd[n].fd = h[i].fd;
-			pfd[n].events = POLLIN;
-			idx[n++] = i;
+			busy += h->state != HS_IDLE;
 		}
-		if (n == 0 && (now >= end || fail))
+		if (busy == 0 && (now >= end || fail))
 			break;
-		if (poll(pfd, n, retry ? 1 : 100) == -1) {
-			if (errno == EINTR)
-				continue;
-			err(1, "poll");
-		}
-		for (k = 0; k < n; k++) {
-			if (pfd[k].revents == 0)
-				continue;
-			i = idx[k];
-			if ((rv = hs_step(&h[i])) == 0)
-				continue;
-			hs_end(&h[i]);
-			if (rv == -1)
+		for (k = hsset_poll(&set, retry ? 1 : 100); k-- > 0; ) {
+			h = &set.h[set.ended[k]];
+			if (h->rv == -1)
 				fail = 1;
-			else if (h[i].end <= end)
+			else if (h->end <= end)
 				done++;
 			else
 				(*total)++;
 		}
 	}
-	free(h);
-	free(pfd);
-	free(idx);
+	hsset_free(&set);
 	*total += done;
 	return fail ? -1 : done / (dur_ms / 1000.0);
 }
@@ -1159,7 +1087,7 @@ cmd_tput(struct opts *o)
 	int64_t			 c0, c1, cpu, ccpu;
 	char			 fig[128], val[64], flo[64], rat[64], tgt[64];
 	char			 num[16];
-	const char		*p, *errstr;
+	const char		*p;
 	size_t			 len;
 	long			 hs, fhs;
 	int			 conc, r, runs = o->runs > 16 ? 16 : o->runs;
@@ -1175,9 +1103,7 @@ cmd_tput(struct opts *o)
 			errx(2, "-c %s: bad list", o->conc);
 		memcpy(num, p, len);
 		num[len] = '\0';
-		conc = (int)strtonum(num, 1, 4096, &errstr);
-		if (errstr != NULL)
-			errx(2, "-c %s: %s", num, errstr);
+		conc = getnum(num, 1, 4096, "-c");
 		cpu = ccpu = 0;
 		hs = fhs = 0;
 		for (r = 0; r < runs; r++) {
@@ -1195,8 +1121,12 @@ cmd_tput(struct opts *o)
 			    ru0.ru_stime.tv_usec) * 1000LL;
 			if ((rf[r] = tput_run(&fsun, conc, o->dur, &fhs)) < 0)
 				return -1;
-			/* Let the server reap the last run's connections. */
-			sleep_ns(20 * MS);
+			/*
+			 * Not for correctness: a pause, so that the server's
+			 * closing of the last run's connections is not
+			 * measured in the next.
+			 */
+			sleep_ms(20);
 		}
 		v = median_d(rs, runs);
 		f = median_d(rf, runs);
@@ -1230,79 +1160,46 @@ cmd_tput(struct opts *o)
 static int
 burst_run(const struct sockaddr_un *sun, int clients, int64_t *ns)
 {
+	struct hsset	 set;
 	struct hs	*h;
-	struct pollfd	*pfd;
-	int		*idx;
 	unsigned char	*fin;
-	int64_t		 t0, now, deadline;
-	int		 i, k, n, rv, retry, served = 0, failed = 0;
+	int64_t		 t0;
+	long long	 deadline;
+	int		 i, k, rv, retry, served = 0, failed = 0;
 
-	if ((h = calloc(clients, sizeof(*h))) == NULL ||
-	    (pfd = calloc(clients, sizeof(*pfd))) == NULL ||
-	    (idx = calloc(clients, sizeof(*idx))) == NULL ||
-	    (fin = calloc(clients, 1)) == NULL)
+	hsset_init(&set, clients);
+	if ((fin = calloc(clients, 1)) == NULL)
 		err(1, NULL);
 	t0 = now_ns();
-	deadline = t0 + BURST_MS * MS;
-	for (i = 0; i < clients; i++) {
-		h[i].fd = -1;
-		h[i].state = HS_IDLE;
-		if (hs_start(&h[i], sun) == -1) {
-			warn("connect %s", sun->sun_path);
-			fin[i] = 1;
-			failed++;
-		}
-	}
+	deadline = now_ms() + BURST_MS;
 	while (served + failed < clients) {
-		now = now_ns();
-		if (now >= deadline) {
+		if (ms_left(deadline) == 0) {
 			warnx("burst: %d of %d not served in %d ms",
 			    clients - served - failed, clients, BURST_MS);
 			break;
 		}
-		n = retry = 0;
+		retry = 0;
 		for (i = 0; i < clients; i++) {
-			if (fin[i])
+			if (fin[i] || set.h[i].state != HS_IDLE)
 				continue;
-			if (h[i].state == HS_IDLE) {
-				if ((rv = hs_start(&h[i], sun)) == -1) {
-					warn("connect %s", sun->sun_path);
-					fin[i] = 1;
-					failed++;
-				}
-				retry |= rv == 1;
-				if (h[i].state == HS_IDLE)
-					continue;
+			if ((rv = hs_start(&set.h[i], sun)) == -1) {
+				warn("connect %s", sun->sun_path);
+				fin[i] = 1;
+				failed++;
 			}
-			pfd[n].fd = h[i].fd;
-			pfd[n].events = POLLIN;
-			idx[n++] = i;
+			retry |= rv == 1;
 		}
-		if (poll(pfd, n, retry ? 1 : poll_ms(now, deadline)) == -1) {
-			if (errno == EINTR)
-				continue;
-			err(1, "poll");
-		}
-		for (k = 0; k < n; k++) {
-			if (pfd[k].revents == 0)
-				continue;
-			i = idx[k];
-			if ((rv = hs_step(&h[i])) == 0)
-				continue;
-			hs_end(&h[i]);
-			fin[i] = 1;
-			if (rv == 1)
-				ns[served++] = h[i].end - t0;
+		for (k = hsset_poll(&set, retry ? 1 : ms_left(deadline));
+		    k-- > 0; ) {
+			h = &set.h[set.ended[k]];
+			fin[set.ended[k]] = 1;
+			if (h->rv == 1)
+				ns[served++] = h->end - t0;
 			else
 				failed++;
 		}
 	}
-	for (i = 0; i < clients; i++)
-		if (h[i].state != HS_IDLE)
-			hs_end(&h[i]);
-	free(h);
-	free(pfd);
-	free(idx);
+	hsset_free(&set);
 	free(fin);
 	return served;
 }
@@ -1328,12 +1225,12 @@ cmd_burst(struct opts *o)
 		if ((k = burst_run(&sun, o->count, sv + ns)) == -1)
 			return -1;
 		ns += k;
-		/* The server closes a thousand connections: let it. */
-		sleep_ns(100 * MS);
+		/* As in tput: the closing is not to be measured. */
+		sleep_ms(100);
 		if ((k = burst_run(&fsun, o->count, fv + nf)) == -1)
 			return -1;
 		nf += k;
-		sleep_ns(100 * MS);
+		sleep_ms(100);
 	}
 	floor_stop();
 	qsort(sv, ns, sizeof(*sv), cmp64);
@@ -1359,40 +1256,21 @@ cmd_burst(struct opts *o)
 
 /* One message: its value and fd (-1 if none). */
 static int
-vm_recv(int s, int64_t *val, int *fd, int64_t deadline)
+vm_recv(int s, int64_t *val, int *fd, long long deadline)
 {
-	unsigned char	 buf[8];
-	uint64_t	 le;
-	size_t		 got = 0;
-	ssize_t		 n;
-	int		 fds[MAXFDS], nfds = 0;
-
-	while (got < sizeof(buf)) {
-		n = recv_fds(s, buf + got, sizeof(buf) - got, fds, &nfds);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-			if (wait_in(s, deadline) == -1)
-				goto fail;
-			continue;
-		}
-		if (n <= 0) {
-			if (n == 0)
-				warnx("VM socket closed in the handshake");
-			else
-				warn("recvmsg");
-			goto fail;
-		}
-		got += (size_t)n;
+	switch (msg_recv(s, val, fd, deadline)) {
+	case 1:
+		return 0;
+	case 0:
+		errno = EPROTO;
+		break;
 	}
-	if (nfds > 1) {
-		warnx("a VM message with %d fds", nfds);
-		goto fail;
-	}
-	memcpy(&le, buf, sizeof(le));
-	*val = (int64_t)le64toh(le);
-	*fd = nfds ? fds[0] : -1;
-	return 0;
- fail:
-	close_fds(fds, nfds);
+	if (errno == EPROTO)
+		warnx("VM socket closed in the handshake");
+	else if (errno == EMSGSIZE)
+		warnx("a VM message with more than one fd");
+	else
+		warn("VM socket");
 	return -1;
 }
 
@@ -1404,12 +1282,13 @@ vm_recv(int s, int64_t *val, int *fd, int64_t deadline)
 static int64_t
 vm_once(const struct sockaddr_un *sun, int nreg, int *refused)
 {
-	int64_t	 t0, deadline, val, want;
-	int	 i, s, fd, nmsg = 3 + 2 * nreg;
+	int64_t		 t0, val, want;
+	long long	 deadline;
+	int		 i, s, fd, nmsg = 3 + 2 * nreg;
 
 	*refused = 0;
 	t0 = now_ns();
-	deadline = t0 + STEP_MS * MS;
+	deadline = now_ms() + STEP_MS;
 	if ((s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1 || connect(s, (const struct sockaddr *)sun,
 	    sizeof(*sun)) == -1) {
@@ -1510,11 +1389,12 @@ vm_serve(int s, int nreg)
 static int64_t
 vm_pair_once(int s, int nreg)
 {
-	int64_t	 t0, deadline, val;
-	int	 i, fd;
+	int64_t		 t0, val;
+	long long	 deadline;
+	int		 i, fd;
 
 	t0 = now_ns();
-	deadline = t0 + STEP_MS * MS;
+	deadline = now_ms() + STEP_MS;
 	if (write(s, "h", 1) != 1) {
 		warn("floor: write");
 		return -1;
@@ -1617,7 +1497,8 @@ start_once(char *const argv[], const char *sock, const char *log,
 	struct sockaddr_un		 sun;
 	posix_spawn_file_actions_t	 fa;
 	struct hs			 h;
-	int64_t				 t0, deadline;
+	int64_t				 t0;
+	long long			 deadline;
 	pid_t				 pid, child = -1;
 	int				 rv = -1, status, i;
 	long				 v;
@@ -1632,7 +1513,7 @@ start_once(char *const argv[], const char *sock, const char *log,
 	/* The server inherits the CPU it is spawned from. */
 	pin(floorcpu);
 	t0 = now_ns();
-	deadline = t0 + START_MS * MS;
+	deadline = now_ms() + START_MS;
 	if ((errno = posix_spawn(&pid, argv[0], &fa, NULL, argv,
 	    environ)) != 0)
 		err(1, "%s", argv[0]);
@@ -1648,7 +1529,7 @@ start_once(char *const argv[], const char *sock, const char *log,
 			warn("connect %s", sock);
 			goto stop;
 		}
-		if (now_ns() > deadline ||
+		if (ms_left(deadline) == 0 ||
 		    waitpid(pid, &status, WNOHANG) == pid) {
 			warnx("%s did not start; see %s", argv[0], log);
 			spawned = pid = -1;
@@ -1671,7 +1552,7 @@ start_once(char *const argv[], const char *sock, const char *log,
 		if (wait_in(h.fd, h.deadline) == -1)
 			break;
 	hs_end(&h);
-	if (i != 1 || (child = proc_child(pid)) == -1)
+	if (i != 1 || (child = proc_child(pid, NULL)) == -1)
 		goto stop;
 	if ((v = proc_kb(pid, "status", "VmRSS")) == -1 ||
 	    (mem[0] = proc_kb(child, "status", "VmRSS")) == -1)
@@ -1681,7 +1562,7 @@ start_once(char *const argv[], const char *sock, const char *log,
 	    proc_kb(child, "smaps_rollup", "Pss");
 	mem[2] = proc_kb(pid, "status", "RssAnon") +
 	    proc_kb(child, "status", "RssAnon");
-	*nfds = proc_nfds(pid) + proc_nfds(child);
+	*nfds = count_fds(pid) + count_fds(child);
 	rv = 0;
  stop:
 	if (pid == -1)
@@ -1692,7 +1573,7 @@ start_once(char *const argv[], const char *sock, const char *log,
 			spawned = -1;
 			return rv;
 		}
-		sleep_ns(MS);
+		sleep_ms(1);
 	}
 	warnx("pid %ld did not stop on SIGTERM: SIGKILL", (long)pid);
 	if (child != -1)
@@ -1840,7 +1721,7 @@ main(int argc, char *argv[])
 	static char	 exe[PATH_MAX];
 	struct opts	 o;
 	struct rlimit	 rl;
-	const char	*cmd, *errstr;
+	const char	*cmd;
 	ssize_t		 n;
 	size_t		 len;
 	uint16_t	 len16;
@@ -1879,16 +1760,10 @@ main(int argc, char *argv[])
 	    != -1) {
 		switch (ch) {
 		case 'C':
-			clientcpu = (int)strtonum(optarg, 0, CPU_SETSIZE - 1,
-			    &errstr);
-			if (errstr != NULL)
-				errx(2, "-C %s: %s", optarg, errstr);
+			clientcpu = getnum(optarg, 0, CPU_SETSIZE - 1, "-C");
 			break;
 		case 'S':
-			floorcpu = (int)strtonum(optarg, 0, CPU_SETSIZE - 1,
-			    &errstr);
-			if (errstr != NULL)
-				errx(2, "-S %s: %s", optarg, errstr);
+			floorcpu = getnum(optarg, 0, CPU_SETSIZE - 1, "-S");
 			break;
 		case 'c':
 			o.conc = optarg;
@@ -1897,9 +1772,7 @@ main(int argc, char *argv[])
 			o.dir = optarg;
 			break;
 		case 'd':
-			o.dur = (int)strtonum(optarg, 10, 60000, &errstr);
-			if (errstr != NULL)
-				errx(2, "-d %s: %s", optarg, errstr);
+			o.dur = getnum(optarg, 10, 60000, "-d");
 			break;
 		case 'F':
 			o.floor = optarg;
@@ -1911,20 +1784,13 @@ main(int argc, char *argv[])
 			o.label = optarg;
 			break;
 		case 'N':
-			o.nregions = (int)strtonum(optarg, 1, VM_MAXREG,
-			    &errstr);
-			if (errstr != NULL)
-				errx(2, "-N %s: %s", optarg, errstr);
+			o.nregions = getnum(optarg, 1, VM_MAXREG, "-N");
 			break;
 		case 'n':
-			o.count = (int)strtonum(optarg, 0, 1000000, &errstr);
-			if (errstr != NULL)
-				errx(2, "-n %s: %s", optarg, errstr);
+			o.count = getnum(optarg, 0, 1000000, "-n");
 			break;
 		case 'p':
-			o.pid = (pid_t)strtonum(optarg, 1, INT_MAX, &errstr);
-			if (errstr != NULL)
-				errx(2, "-p %s: %s", optarg, errstr);
+			o.pid = getnum(optarg, 1, INT_MAX, "-p");
 			break;
 		case 'q':
 			o.qsock = optarg;
@@ -1933,9 +1799,7 @@ main(int argc, char *argv[])
 			region = optarg;
 			break;
 		case 'r':
-			o.runs = (int)strtonum(optarg, 1, 1000, &errstr);
-			if (errstr != NULL)
-				errx(2, "-r %s: %s", optarg, errstr);
+			o.runs = getnum(optarg, 1, 1000, "-r");
 			break;
 		case 's':
 			o.sock = optarg;

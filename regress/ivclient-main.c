@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ivclient.h"
+#include "lib.h"
 
 static void	usage(void);
 
@@ -28,7 +29,7 @@ int
 main(int argc, char *argv[])
 {
 	struct ivclient_region	 r;
-	const char		*errstr, *path = NULL;
+	const char		*path = NULL;
 	int			 ch, i, rv, s, status = 0, timeout = 5;
 
 	while ((ch = getopt(argc, argv, "s:t:")) != -1) {
@@ -37,9 +38,7 @@ main(int argc, char *argv[])
 			path = optarg;
 			break;
 		case 't':
-			timeout = strtonum(optarg, 1, 3600, &errstr);
-			if (errstr != NULL)
-				errx(1, "timeout %s: %s", optarg, errstr);
+			timeout = getnum(optarg, 1, 3600, "timeout");
 			break;
 		default:
 			usage();

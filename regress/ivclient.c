@@ -25,60 +25,33 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ivclient.h"
+#include "lib.h"
 
-/* Room for more fds than any answer carries, so extra ones are seen. */
-#define MAXFDS		8
 #define EVENTFD_LINK	"anon_inode:[eventfd]"
 
-#ifdef MSG_CMSG_CLOEXEC
-#define RECV_FLAGS	MSG_CMSG_CLOEXEC
-#else
-#define RECV_FLAGS	0
-#endif
-
-static long long now_ms(void);
-static int	 wait_fd(int, short, long long);
+static int	 wait_io(int, int, long long, const char *);
 static int	 send_full(int, const void *, size_t, long long);
 static int	 recv_full(int, void *, size_t, int *, int *, long long);
-static void	 keep_fds(struct msghdr *, int *, int *);
-static void	 close_fds(int *, int);
 static int	 check_eventfd(const struct ivclient_region *, const char *,
 		    int);
 static int	 check_header(struct ivclient_region *);
 
-static long long
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
+/* Wait to read or write before the deadline, or say why not. */
 static int
-wait_fd(int fd, short events, long long deadline)
+wait_io(int s, int events, long long deadline, const char *what)
 {
-	struct pollfd	pfd;
-	long long	left;
-	int		n;
-
-	pfd.fd = fd;
-	pfd.events = events;
-	for (;;) {
-		if ((left = deadline - now_ms()) <= 0) {
-			errno = ETIMEDOUT;
-			return (-1);
-		}
-		n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (n == 1)
-			return (0);
-		if (n == -1 && errno != EINTR)
-			return (-1);
+	switch (fd_wait(s, events, deadline)) {
+	case 1:
+		return (0);
+	case 0:
+		errno = ETIMEDOUT;
+		break;
 	}
+	warn("%s", what);
+	return (-1);
 }
 
 static int
@@ -88,10 +61,8 @@ send_full(int s, const void *buf, size_t len, long long deadline)
 	ssize_t			 n;
 
 	while (len > 0) {
-		if (wait_fd(s, POLLOUT, deadline) == -1) {
-			warn("write to server");
+		if (wait_io(s, POLLOUT, deadline, "write to server") == -1)
 			return (-1);
-		}
 		if ((n = write(s, p, len)) == -1) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -106,44 +77,28 @@ send_full(int s, const void *buf, size_t len, long long deadline)
 
 /*
  * Read exactly len bytes.  The fds of any SCM_RIGHTS message on the way
- * are collected in fds, at most MAXFDS of them; *nfds counts them all.
+ * are collected in fds, which has room for RECV_MAXFDS; *nfds counts
+ * them all.
  */
 static int
 recv_full(int s, void *buf, size_t len, int *fds, int *nfds,
     long long deadline)
 {
-	union {
-		struct cmsghdr	hdr;
-		unsigned char	buf[CMSG_SPACE(MAXFDS * sizeof(int))];
-	} cbuf;
-	struct msghdr	 msg;
-	struct iovec	 iov;
 	unsigned char	*p = buf;
 	ssize_t		 n;
 
 	*nfds = 0;
 	while (len > 0) {
-		if (wait_fd(s, POLLIN, deadline) == -1) {
-			warn("read from server");
+		if (wait_io(s, POLLIN, deadline, "read from server") == -1)
 			goto fail;
-		}
-		memset(&msg, 0, sizeof(msg));
-		iov.iov_base = p;
-		iov.iov_len = len;
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = cbuf.buf;
-		msg.msg_controllen = sizeof(cbuf.buf);
-		if ((n = recvmsg(s, &msg, RECV_FLAGS)) == -1) {
+		if ((n = recv_fds(s, p, len, fds, nfds)) == -1) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			warn("read from server");
-			goto fail;
-		}
-		keep_fds(&msg, fds, nfds);
-		/* The kernel dropped fds that did not fit: never ignore it. */
-		if (msg.msg_flags & MSG_CTRUNC) {
-			warnx("control data from server truncated");
+			/* Fds the kernel dropped: never ignore them. */
+			if (errno == EMSGSIZE)
+				warnx("control data from server truncated");
+			else
+				warn("read from server");
 			goto fail;
 		}
 		if (n == 0) {
@@ -160,40 +115,6 @@ fail:
 	return (-1);
 }
 
-static void
-keep_fds(struct msghdr *msg, int *fds, int *nfds)
-{
-	struct cmsghdr	*cmsg;
-	size_t		 i, n;
-	int		 fd;
-
-	for (cmsg = CMSG_FIRSTHDR(msg); cmsg != NULL;
-	    cmsg = CMSG_NXTHDR(msg, cmsg)) {
-		if (cmsg->cmsg_level != SOL_SOCKET ||
-		    cmsg->cmsg_type != SCM_RIGHTS)
-			continue;
-		n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (i = 0; i < n; i++) {
-			memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int),
-			    sizeof(fd));
-			if (*nfds < MAXFDS)
-				fds[*nfds] = fd;
-			else
-				close(fd);
-			(*nfds)++;
-		}
-	}
-}
-
-static void
-close_fds(int *fds, int nfds)
-{
-	int	i;
-
-	for (i = 0; i < nfds && i < MAXFDS; i++)
-		close(fds[i]);
-}
-
 /*
  * Connect to the client socket and read the server's version.  The
  * server may still be starting, so a missing or refusing socket is
@@ -205,13 +126,10 @@ ivclient_connect(const char *path, int timeout)
 	struct sockaddr_un	sun;
 	uint32_t		version;
 	long long		deadline;
-	int			fds[MAXFDS], nfds, s;
+	int			fds[RECV_MAXFDS], nfds, s;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
-	    sizeof(sun.sun_path)) {
-		warnx("%s: socket path too long", path);
+	if (unix_addr(&sun, path) == -1) {
+		warn("%s", path);
 		return (-1);
 	}
 	deadline = now_ms() + timeout;
@@ -229,16 +147,17 @@ ivclient_connect(const char *path, int timeout)
 		if (connect(s, (struct sockaddr *)&sun, sizeof(sun)) == 0)
 			break;
 		/* Where connect can be in progress, a failure shows in read. */
-		if (errno == EINPROGRESS && wait_fd(s, POLLOUT, deadline) == 0)
+		if (errno == EINPROGRESS && fd_wait(s, POLLOUT, deadline) == 1)
 			break;
 		if ((errno != ENOENT && errno != ECONNREFUSED &&
-		    errno != EAGAIN) || now_ms() >= deadline) {
+		    errno != EAGAIN) || ms_left(deadline) == 0) {
 			warn("connect %s", path);
 			close(s);
 			return (-1);
 		}
 		close(s);
-		poll(NULL, 0, 20);
+		/* The server may be starting: its socket comes. */
+		sleep_ms(20);
 	}
 
 	if (recv_full(s, &version, sizeof(version), fds, &nfds,
@@ -274,7 +193,7 @@ ivclient_request(int s, const char *name, struct ivclient_region *r,
 	uint16_t	 len16;
 	long long	 deadline;
 	size_t		 len;
-	int		 fds[MAXFDS], nfds;
+	int		 fds[RECV_MAXFDS], nfds;
 
 	memset(r, 0, sizeof(*r));
 	r->g2h = r->h2g = r->shm = -1;

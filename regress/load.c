@@ -25,8 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "lib.h"
 
 struct cl {
 	int		 fd;
@@ -37,15 +38,6 @@ struct cl {
 static struct sockaddr_un	 sun;
 static unsigned char		 req[2 + 15];
 static size_t			 reqlen;
-
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int
 cl_open(void)
@@ -66,32 +58,11 @@ cl_open(void)
 static int
 cl_reply(int s, unsigned char *buf, size_t len)
 {
-	union {
-		struct cmsghdr	hdr;
-		unsigned char	buf[CMSG_SPACE(3 * sizeof(int))];
-	}		 cm;
-	struct msghdr	 mh;
-	struct iovec	 iov;
-	struct cmsghdr	*c;
-	ssize_t		 n;
-	int		 fds[3], k, i, nfds = 0;
+	ssize_t	 n;
+	int	 nfds = 0;
 
-	memset(&mh, 0, sizeof(mh));
-	iov.iov_base = buf;
-	iov.iov_len = len;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cm.buf;
-	mh.msg_controllen = sizeof(cm.buf);
-	if ((n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC)) <= 0)
+	if ((n = recv_fds(s, buf, len, NULL, &nfds)) <= 0)
 		return n == -1 && errno == EAGAIN ? 0 : -1;
-	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		memcpy(fds, CMSG_DATA(c), k * sizeof(int));
-		for (i = 0; i < k; i++)
-			close(fds[i]);
-		nfds += k;
-	}
 	return (int)n * 4 + nfds;	/* bytes and fds, packed */
 }
 
@@ -130,7 +101,7 @@ cl_step(struct cl *c)
 }
 
 static void
-run_load(unsigned int conc, unsigned int total, int64_t deadline)
+run_load(unsigned int conc, unsigned int total, long long deadline)
 {
 	struct cl	*cl;
 	struct pollfd	*pfd;
@@ -186,49 +157,42 @@ run_load(unsigned int conc, unsigned int total, int64_t deadline)
 int
 main(int argc, char *argv[])
 {
-	const char	*errstr, *name = "ril", *path = NULL;
+	const char	*name = "ril", *path = NULL;
 	unsigned int	 conc = 1, total = 1, flood = 0, hold = 0, i;
-	int64_t		 deadline;
-	long long	 secs = 30;
+	long long	 deadline, secs = 30;
 	int		 ch, s;
 
 	while ((ch = getopt(argc, argv, "c:F:H:n:s:t:")) != -1) {
 		switch (ch) {
 		case 'c':
-			conc = strtonum(optarg, 1, 100000, &errstr);
+			conc = getnum(optarg, 1, 100000, "-c");
 			break;
 		case 'F':
-			flood = strtonum(optarg, 1, 10000000, &errstr);
+			flood = getnum(optarg, 1, 10000000, "-F");
 			break;
 		case 'H':
-			hold = strtonum(optarg, 1, 100000, &errstr);
+			hold = getnum(optarg, 1, 100000, "-H");
 			break;
 		case 'n':
-			total = strtonum(optarg, 1, 100000000, &errstr);
+			total = getnum(optarg, 1, 100000000, "-n");
 			break;
 		case 's':
 			path = optarg;
-			errstr = NULL;
 			break;
 		case 't':
-			secs = strtonum(optarg, 1, 3600, &errstr);
+			secs = getnum(optarg, 1, 3600, "-t");
 			break;
 		default:
 			errx(1, "usage: load -s socket [-c n] [-n n] "
 			    "[-F n] [-H n] [-t s] [region]");
 		}
-		if (errstr != NULL)
-			errx(1, "-%c %s: %s", ch, optarg, errstr);
 	}
 	if (optind < argc)
 		name = argv[optind];
 	if (path == NULL || strlen(name) > 15 || name[0] == '\0')
 		errx(1, "need -s socket and a region name of 1 to 15 bytes");
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
-	    sizeof(sun.sun_path))
-		errx(1, "%s: too long", path);
+	if (unix_addr(&sun, path) == -1)
+		err(1, "%s", path);
 	reqlen = 2 + strlen(name);
 	req[0] = (unsigned char)strlen(name);
 	req[1] = 0;
@@ -244,8 +208,7 @@ main(int argc, char *argv[])
 				break;
 		printf("flooded %u\n", i);
 		fflush(stdout);
-		while (now_ms() < deadline)
-			sleep(1);
+		sleep_ms(ms_left(deadline));
 		return 0;
 	}
 	if (hold) {
@@ -254,8 +217,7 @@ main(int argc, char *argv[])
 				break;
 		printf("held %u\n", i);
 		fflush(stdout);
-		while (now_ms() < deadline)
-			sleep(1);
+		sleep_ms(ms_left(deadline));
 		return 0;
 	}
 	run_load(conc, total, deadline);

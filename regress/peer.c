@@ -2,28 +2,43 @@
  * peer: a minimal peer of an ivshmem server in peer mode, speaking the
  * protocol as QEMU's ivshmem-doorbell device does, for the tests.
  *
- *	peer [-bv] [-c count] [-l size] [-n vectors] [-t ms] [-w ms]
- *	    -s socket
+ *	peer [-bv] [-c count | -j count] [-l size] [-n vectors] [-t ms]
+ *	    [-w ms] -s socket
  *
  * It connects, reads the handshake, checks every message of it and
  * prints "id N peers K": its own ID and how many other peers the server
- * named.  Then it closes, unless one of these is given:
+ * named.  Then it leaves: it ends its side of the connection and reads
+ * on until the server closes, so that when it exits the server has
+ * taken its leave and a peer that comes next is not told of it.  These
+ * do otherwise:
  *
  *	-b	send one byte, which the server must take as a goodbye,
  *		and print "dropped" once the server has closed;
  *	-c	join and leave count times, checking that each ID is the
  *		next one not in use, and print one line
  *		"cycles C first F last L wraps W peers K", K counting the
- *		peers named in every handshake;
+ *		peers named in every handshake.  Each connection but the
+ *		last closes at once, so the server may not have read its
+ *		end when the next one joins: the next handshake then names
+ *		the ID just left, which is no other peer and not counted,
+ *		and its leave must follow on the new connection.  The last
+ *		one leaves as above;
+ *	-j	join and leave count times, closing at once, and print
+ *		"join p50 N p99 N us", the time from connect to the last
+ *		own fd, for make bench;
  *	-w	stay up to ms milliseconds, or until standard input ends,
- *		following joins and leaves.  An input line "ring P V"
- *		writes peer P's eventfd for vector V and is answered
- *		"rang P V", or "noring P V" when there is no such eventfd;
- *		an interrupt on the own vector V prints "irq V".  At the
- *		end it prints "joins J leaves L now ID,...".
+ *		following joins and leaves, then close at once.  An input
+ *		line "ring P V" writes peer P's eventfd for vector V and is
+ *		answered "rang P V", or "noring P V" when there is no such
+ *		eventfd; "wait leaves N" is answered "leaves N" once N
+ *		peers have left since it joined, at once if they have, so
+ *		that a test can know the last leave has come before it ends
+ *		the input; any other line is answered "error".  An
+ *		interrupt on the own vector V prints "irq V".  At the end
+ *		it prints "joins J leaves L now ID,...".
  *
  * -l checks the size of the shared memory, -n (1) gives the vectors per
- * peer, -t (5000) the deadline of every read, -v traces to stderr.  A
+ * peer, -t (30000) the deadline of every read, -v traces to stderr.  A
  * protocol violation, a timeout or an error ends it with status 1 and
  * the reason on stderr.
  */
@@ -38,7 +53,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,9 +60,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib.h"
+
 #define MAXVEC		2048	/* QEMU's limit for vectors= */
 #define NIDS		65536	/* IDs 0..65535 */
-#define MAXFDS		8	/* room to see a message carry too many */
 
 struct peer {
 	long	 id;
@@ -72,10 +87,10 @@ struct conn {
 };
 
 static void		 usage(void);
-static long long	 now_ms(void);
-static int		 wait_in(int, long long);
 static int		 conn_open(struct conn *);
 static void		 conn_close(struct conn *);
+static void		 conn_leave(struct conn *);
+static void		 await_leave(struct conn *, long);
 static int		 recv_msg(struct conn *, int64_t *, int *);
 static void		 check_eventfd(int, long);
 static struct peer	*peer_find(struct conn *, long);
@@ -85,14 +100,18 @@ static int		 peer_cmp(const void *, const void *);
 static void		 handshake(struct conn *);
 static void		 notify(struct conn *, int64_t, int);
 static void		 run_once(void);
+static int		 us_cmp(const void *, const void *);
+static void		 run_joins(long);
 static void		 run_byte(void);
 static void		 run_cycles(long);
 static void		 run_watch(long);
-static void		 watch_cmd(struct conn *, char *);
+static void		 watch_cmd(struct conn *, char *, long *);
+static void		 watch_ring(struct conn *, const char *, const char *);
+static void		 watch_wait(struct conn *, long *);
 
 static const char	*sockpath;
 static int		 nvectors = 1;
-static int		 timeout = 5000;	/* ms, each read */
+static int		 timeout = 30000;	/* ms, each read */
 static long long	 wantsize = -1;
 static int		 verbose;
 static dev_t		 shmdev;		/* the first connection's */
@@ -102,43 +121,9 @@ static int		 shmseen;
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-bv] [-c count] [-j joins] [-l size] [-n vectors] "
-	    "[-t ms] [-w ms]\n\t-s socket\n", getprogname());
+	fprintf(stderr, "usage: %s [-bv] [-c count | -j count] [-l size] "
+	    "[-n vectors] [-t ms]\n\t[-w ms] -s socket\n", getprogname());
 	exit(1);
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-/* Whether fd is readable before the deadline. */
-static int
-wait_in(int fd, long long deadline)
-{
-	struct pollfd	pfd;
-	long long	left;
-
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	for (;;) {
-		left = deadline - now_ms();
-		if (left < 0)
-			left = 0;
-		switch (poll(&pfd, 1, (int)left)) {
-		case 1:
-			return (1);
-		case 0:
-			return (0);
-		default:
-			if (errno != EINTR)
-				err(1, "poll");
-		}
-	}
 }
 
 /*
@@ -156,11 +141,8 @@ conn_open(struct conn *c)
 	c->id = -1;
 	if ((c->own = calloc(nvectors, sizeof(*c->own))) == NULL)
 		err(1, NULL);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlcpy(sun.sun_path, sockpath, sizeof(sun.sun_path)) >=
-	    sizeof(sun.sun_path))
-		errx(1, "%s: socket path too long", sockpath);
+	if (unix_addr(&sun, sockpath) == -1)
+		err(1, "%s", sockpath);
 	if ((c->s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1)
 		err(1, "socket");
@@ -168,10 +150,10 @@ conn_open(struct conn *c)
 	while (connect(c->s, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		if (errno != EAGAIN && errno != EINTR)
 			err(1, "connect %s", sockpath);
-		if (now_ms() >= deadline)
+		if (ms_left(deadline) == 0)
 			errx(1, "timeout: connect %s: backlog full for %d ms",
 			    sockpath, timeout);
-		poll(NULL, 0, 1);
+		sleep_ms(1);
 	}
 	return (0);
 }
@@ -196,82 +178,58 @@ conn_close(struct conn *c)
 }
 
 /*
- * One message: 8 bytes, a little-endian int64, with at most one fd.
- * Returns 1, or 0 at a clean end of file.  The server may split the
- * bytes; QEMU then takes the fd that came with any of them, so do we.
+ * Leave and wait until the server has taken it: end of file to the
+ * server, then the others' news until it closes.
  */
+static void
+conn_leave(struct conn *c)
+{
+	int64_t	v;
+	int	fd;
+
+	if (shutdown(c->s, SHUT_WR) == -1)
+		err(1, "shutdown");
+	while (recv_msg(c, &v, &fd))
+		notify(c, v, fd);
+	conn_close(c);
+}
+
+/* Read on until the server tells that peer id has left. */
+static void
+await_leave(struct conn *c, long id)
+{
+	int64_t	v;
+	int	fd;
+
+	while (peer_find(c, id) != NULL) {
+		if (!recv_msg(c, &v, &fd))
+			errx(1, "violation: the server closes on peer %ld "
+			    "before peer %ld leaves", c->id, id);
+		notify(c, v, fd);
+	}
+}
+
+/* The next message from the server: 1, or 0 at a clean end of file. */
 static int
 recv_msg(struct conn *c, int64_t *val, int *fd)
 {
-	unsigned char	 buf[8];
-	union {
-		struct cmsghdr	hdr;
-		unsigned char	buf[CMSG_SPACE(MAXFDS * sizeof(int))];
-	}		 cm;
-	struct msghdr	 mh;
-	struct iovec	 iov;
-	struct cmsghdr	*cmsg;
-	uint64_t	 le;
-	size_t		 got = 0, i, n;
-	ssize_t		 r;
-	int		 nfds = 0, f;
+	int	r;
 
-	*fd = -1;
-	while (got < sizeof(buf)) {
-		if (!wait_in(c->s, now_ms() + timeout))
-			errx(1, "timeout: no message from the server in %d ms "
-			    "(%zu of 8 bytes)", timeout, got);
-		memset(&mh, 0, sizeof(mh));
-		iov.iov_base = buf + got;
-		iov.iov_len = sizeof(buf) - got;
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = sizeof(cm.buf);
-		if ((r = recvmsg(c->s, &mh, MSG_CMSG_CLOEXEC)) == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			/* A server closing on our unread byte resets. */
-			if (errno != ECONNRESET)
-				err(1, "recvmsg");
-			r = 0;
-		}
-		for (cmsg = CMSG_FIRSTHDR(&mh); cmsg != NULL;
-		    cmsg = CMSG_NXTHDR(&mh, cmsg)) {
-			if (cmsg->cmsg_level != SOL_SOCKET ||
-			    cmsg->cmsg_type != SCM_RIGHTS)
-				continue;
-			n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (i = 0; i < n; i++) {
-				memcpy(&f, CMSG_DATA(cmsg) + i * sizeof(int),
-				    sizeof(f));
-				if (*fd == -1)
-					*fd = f;
-				else
-					close(f);
-				nfds++;
-			}
-		}
-		if (mh.msg_flags & MSG_CTRUNC)
-			errx(1, "violation: a message carries more than %d "
-			    "fds", MAXFDS);
-		if (r == 0) {
-			if (got == 0 && nfds == 0)
-				return (0);
-			errx(1, "violation: end of file inside a message "
-			    "(%zu of 8 bytes)", got);
-		}
-		got += r;
+	if ((r = msg_recv(c->s, val, fd, now_ms() + timeout)) == -1) {
+		if (errno == ETIMEDOUT)
+			errx(1, "timeout: no message from the server in %d "
+			    "ms", timeout);
+		if (errno == EPROTO)
+			errx(1, "violation: end of file inside a message");
+		if (errno == EMSGSIZE)
+			errx(1, "violation: a message carries more than one "
+			    "fd");
+		err(1, "recvmsg");
 	}
-	memcpy(&le, buf, sizeof(le));
-	*val = (int64_t)le64toh(le);
-	if (nfds > 1)
-		errx(1, "violation: message %jd carries %d fds", (intmax_t)*val,
-		    nfds);
-	if (verbose > 1)
+	if (r == 1 && verbose > 1)
 		fprintf(stderr, "peer %ld: message %jd%s\n", c->id,
 		    (intmax_t)*val, *fd != -1 ? " + fd" : "");
-	return (1);
+	return (r);
 }
 
 /* QEMU writes 8 bytes to what it takes for an eventfd: it must be one. */
@@ -499,7 +457,7 @@ run_once(void)
 	conn_open(&c);
 	handshake(&c);
 	printf("id %ld peers %d\n", c.id, c.nheard);
-	conn_close(&c);
+	conn_leave(&c);
 }
 
 static int
@@ -570,11 +528,17 @@ run_cycles(long count)
 	static unsigned char	 stable[NIDS / 8];
 	struct conn		 c;
 	long			 i, first = -1, last = -1, want;
-	int			 b, k, wraps = 0;
+	int			 b, k, wraps = 0, behind;
 
 	for (i = 0; i < count; i++) {
 		conn_open(&c);
 		handshake(&c);
+		/* The last connection's end, not yet read by the server. */
+		behind = i > 0 && peer_find(&c, last) != NULL;
+		if (behind) {
+			c.heard[last / 8] &= ~(1 << (last % 8));
+			c.nheard--;
+		}
 		if (i == 0) {
 			first = c.id;
 			memcpy(stable, c.heard, sizeof(stable));
@@ -590,8 +554,13 @@ run_cycles(long count)
 			for (b = 0; b < NIDS / 8; b++)
 				stable[b] &= c.heard[b];
 		}
+		if (behind)
+			await_leave(&c, last);
 		last = c.id;
-		conn_close(&c);
+		if (i == count - 1)
+			conn_leave(&c);
+		else
+			conn_close(&c);
 	}
 	for (k = 0, b = 0; b < NIDS; b++)
 		if (stable[b / 8] & 1 << (b % 8))
@@ -600,22 +569,42 @@ run_cycles(long count)
 	    first, last, wraps, k);
 }
 
+/* An input line of the watcher: "ring P V" or "wait leaves N". */
 static void
-watch_cmd(struct conn *c, char *line)
+watch_cmd(struct conn *c, char *line, long *waitfor)
+{
+	const char	*errstr;
+	char		*word[4];
+	long		 n;
+	int		 nword = 0;
+
+	while (nword < 4 &&
+	    (word[nword] = strtok(nword == 0 ? line : NULL, " \t")) != NULL)
+		nword++;
+	if (nword == 3 && strcmp(word[0], "ring") == 0) {
+		watch_ring(c, word[1], word[2]);
+		return;
+	}
+	if (nword == 3 && strcmp(word[0], "wait") == 0 &&
+	    strcmp(word[1], "leaves") == 0 && *waitfor == -1) {
+		n = strtonum(word[2], 0, LONG_MAX, &errstr);
+		if (errstr == NULL) {
+			*waitfor = n;
+			watch_wait(c, waitfor);
+			return;
+		}
+	}
+	printf("error\n");
+}
+
+static void
+watch_ring(struct conn *c, const char *id, const char *vec)
 {
 	struct peer	*p;
 	const char	*errstr;
 	uint64_t	 one = 1;
-	char		*id, *vec;
-	long		 pid, v;
+	long		 pid, v = 0;
 
-	if ((id = strtok(line, " \t")) == NULL || strcmp(id, "ring") != 0 ||
-	    (id = strtok(NULL, " \t")) == NULL ||
-	    (vec = strtok(NULL, " \t")) == NULL ||
-	    strtok(NULL, " \t") != NULL) {
-		printf("error\n");
-		return;
-	}
 	pid = strtonum(id, 0, NIDS - 1, &errstr);
 	if (errstr == NULL)
 		v = strtonum(vec, 0, MAXVEC - 1, &errstr);
@@ -633,6 +622,16 @@ watch_cmd(struct conn *c, char *line)
 	printf("rang %ld %ld\n", pid, v);
 }
 
+/* Answer a "wait leaves N" once N peers have left, if they have. */
+static void
+watch_wait(struct conn *c, long *waitfor)
+{
+	if (*waitfor == -1 || c->leaves < *waitfor)
+		return;
+	printf("leaves %ld\n", *waitfor);
+	*waitfor = -1;
+}
+
 /* Follow the others, ring them on request, report our interrupts. */
 static void
 run_watch(long ms)
@@ -643,7 +642,8 @@ run_watch(long ms)
 	size_t		 len = 0, i;
 	ssize_t		 n;
 	uint64_t	 cnt;
-	long long	 deadline, left;
+	long long	 deadline;
+	long		 waitfor = -1;
 	int64_t		 v;
 	int		 fd, k, nfd, done = 0;
 
@@ -661,8 +661,8 @@ run_watch(long ms)
 		pfd[k].events = POLLIN;
 
 	deadline = now_ms() + ms;
-	while (!done && (left = deadline - now_ms()) > 0) {
-		if (poll(pfd, nfd, (int)left) == -1) {
+	while (!done && ms_left(deadline) > 0) {
+		if (poll(pfd, nfd, ms_left(deadline)) == -1) {
 			if (errno == EINTR)
 				continue;
 			err(1, "poll");
@@ -671,6 +671,7 @@ run_watch(long ms)
 			if (!recv_msg(&c, &v, &fd))
 				errx(1, "the server closes on peer %ld", c.id);
 			notify(&c, v, fd);
+			watch_wait(&c, &waitfor);
 		}
 		for (k = 0; k < nvectors; k++) {
 			if (pfd[2 + k].revents == 0)
@@ -694,7 +695,7 @@ run_watch(long ms)
 			line[len] = '\0';
 			while ((nl = strchr(line, '\n')) != NULL) {
 				*nl = '\0';
-				watch_cmd(&c, line);
+				watch_cmd(&c, line, &waitfor);
 				s = nl + 1;
 				len -= s - line;
 				memmove(line, s, len + 1);
@@ -716,9 +717,8 @@ run_watch(long ms)
 int
 main(int argc, char *argv[])
 {
-	const char	*errstr;
-	long		 count = 0, watch = -1, joins = 0;
-	int		 byte = 0, ch;
+	long	 count = 0, watch = -1, joins = 0;
+	int	 byte = 0, ch;
 
 	while ((ch = getopt(argc, argv, "bc:j:l:n:s:t:vw:")) != -1) {
 		switch (ch) {
@@ -726,40 +726,28 @@ main(int argc, char *argv[])
 			byte = 1;
 			break;
 		case 'c':
-			count = strtonum(optarg, 1, LONG_MAX, &errstr);
-			if (errstr != NULL)
-				errx(1, "count %s: %s", optarg, errstr);
+			count = getnum(optarg, 1, LONG_MAX, "count");
 			break;
 		case 'j':
-			joins = strtonum(optarg, 1, 1000000, &errstr);
-			if (errstr != NULL)
-				errx(1, "joins %s: %s", optarg, errstr);
+			joins = getnum(optarg, 1, 1000000, "joins");
 			break;
 		case 'l':
-			wantsize = strtonum(optarg, 4096, LLONG_MAX, &errstr);
-			if (errstr != NULL)
-				errx(1, "size %s: %s", optarg, errstr);
+			wantsize = getnum(optarg, 4096, LLONG_MAX, "size");
 			break;
 		case 'n':
-			nvectors = strtonum(optarg, 1, MAXVEC, &errstr);
-			if (errstr != NULL)
-				errx(1, "vectors %s: %s", optarg, errstr);
+			nvectors = getnum(optarg, 1, MAXVEC, "vectors");
 			break;
 		case 's':
 			sockpath = optarg;
 			break;
 		case 't':
-			timeout = strtonum(optarg, 1, INT_MAX, &errstr);
-			if (errstr != NULL)
-				errx(1, "timeout %s: %s", optarg, errstr);
+			timeout = getnum(optarg, 1, INT_MAX, "timeout");
 			break;
 		case 'v':
 			verbose++;
 			break;
 		case 'w':
-			watch = strtonum(optarg, 0, INT_MAX, &errstr);
-			if (errstr != NULL)
-				errx(1, "wait %s: %s", optarg, errstr);
+			watch = getnum(optarg, 0, INT_MAX, "wait");
 			break;
 		default:
 			usage();

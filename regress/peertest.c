@@ -14,23 +14,24 @@
  * times.  -l checks the window size, -n (1) gives the vectors per peer
  * and -p the server, whose fds must come back to their count.
  *
+ * Every peer learns of a join or a leave when it gets to the server's
+ * message, and a VM drops a doorbell to a peer it has not heard of: so
+ * after every change the test waits until each peer holds the eventfds
+ * of all, which it can see in /proc, before anything rings.
+ *
  * Each check prints "ok - ..." or "not ok - ..."; details go to stderr.
- * Every wait has a deadline, every QEMU and peer is killed when it
- * overstays, and a watchdog ends the whole test.
+ * Every wait is for an event and has a deadline, every QEMU and peer
+ * is killed when it overstays, and a watchdog ends the whole test.
  */
 
 #include <sys/types.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
-#include <dirent.h>
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -39,10 +40,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib.h"
 #include "qtest.h"
 
-#define SETTLE		50		/* ms: for an event that must not come */
-#define FD_TIMEOUT	10000		/* ms: fds closed after a leave */
+/*
+ * How long a negative check waits for a stray event to show before it
+ * looks: only a ring that must reach nobody waits so, as no pause can
+ * make such a check fail wrongly.  Whatever must come is waited for.
+ */
+#define QUIET_MS	50
+#define SETTLE_TIMEOUT	60000		/* ms: the peers to take all notices */
+#define FD_TIMEOUT	30000		/* ms: fds closed after a leave */
 #define PEER_TIMEOUT	120000		/* ms: any one peer run */
 #define QEMU_LIFETIME	280000		/* ms: any one QEMU */
 #define WATCHDOG	300		/* s: the whole test */
@@ -62,55 +70,43 @@ struct child {
 };
 
 static void	 usage(void);
-static void	 check(int, struct qemu *, const char *, ...)
-		    __attribute__((__format__(__printf__, 3, 4)));
-static void	 kill_all(void);
-static void	 on_alarm(int);
-static void	 on_signal(int);
-static void	 cleanup(void);
-static int	 pci_setup(struct qemu *);
-static int	 msix_setup(struct qemu *);
-static int	 vm_start(struct qemu *, int, long);
-static void	 vm_raw(struct qemu *);
-static void	 vm_share(struct qemu **, int);
-static int	 doorbell(struct qemu *, long, unsigned int);
-static int	 others_quiet(struct qemu **, int, struct qemu *);
-static int	 ring_vm(struct qemu **, int, struct qemu *, struct qemu *,
+static void	 settle(struct qvm **, int, int, const char *);
+static void	 vm_raw(struct qvm *);
+static void	 vm_share(struct qvm **, int);
+static int	 doorbell(struct qvm *, long, unsigned int);
+static int	 others_quiet(struct qvm **, int, struct qvm *);
+static int	 ring_vm(struct qvm **, int, struct qvm *, struct qvm *,
 		    unsigned int);
-static void	 ring_all(struct qemu **, int, const char *);
-static void	 ring_gone(struct qemu **, int, long, const char *);
-static int	 count_fds(pid_t);
-static pid_t	 find_server_child(void);
+static void	 ring_all(struct qvm **, int, const char *);
+static void	 ring_gone(struct qvm **, int, long, const char *);
 static int	 server_fds(void);
 static int	 wait_fds(pid_t, int, int);
-static int	 wait_server_fds(int, int);
 static int	 child_start(struct child *, const char *, int, char **);
-static int	 child_line(struct child *, char *, size_t, int);
+static int	 child_line(struct child *, char *, size_t, long long);
 static int	 child_finish(struct child *, int);
 static void	 child_kill(struct child *);
+static void	 peer_argv(char **, int *);
 static int	 peer_run(const char *, char *, size_t, ...);
 static int	 watcher_start(const char *);
+static int	 watcher_cmd(const char *, const char *, int);
 static int	 watcher_expect(const char *, int);
 static int	 watcher_quiet(void);
-static void	 ring_watcher(struct qemu **, int, const char *);
-static void	 peers_run(struct qemu **, int);
+static void	 ring_watcher(struct qvm **, int, const char *);
+static void	 peers_run(struct qvm **, int);
 
-static struct qemu_conf		 conf = {
-	"qemu-system-x86_64", NULL, NULL, 1, QEMU_LIFETIME, NULL
+static struct qvm_conf		 conf = {
+	"qemu-system-x86_64", NULL, NULL, 1, 0, QEMU_LIFETIME
 };
 static char			 peerbin[PATH_MAX];
 static unsigned int		 nvectors = 1;
-static long long		 winsize = -1;
 static long			 cycles = 10000;
 static pid_t			 serverpid = -1;
 static pid_t			 serverchild = -1;
 static char			 tmpdir[256];	/* holds a socket: short */
-static struct qemu		 qemus[NQEMU];
-static volatile sig_atomic_t	 nqemus;	/* started, for the handlers */
+static struct qvm		 qemus[NQEMU];
 static struct child		 watcher = { -1, 0, -1, -1, "", 0, 0, "", 0 };
 static struct child		 runner = { -1, 0, -1, -1, "", 0, 0, "", 0 };
 static long			 watcherid = -1;
-static int			 failed;
 
 static void
 usage(void)
@@ -120,176 +116,38 @@ usage(void)
 	exit(1);
 }
 
-static void
-check(int ok, struct qemu *q, const char *fmt, ...)
-{
-	va_list	ap;
-
-	printf("%s - ", ok ? "ok" : "not ok");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (!ok) {
-		failed++;
-		if (q != NULL)
-			qemu_showerr(q);
-	}
-}
-
-/* From a signal handler, with async-signal-safe calls only. */
-static void
-kill_all(void)
-{
-	int	i;
-
-	for (i = 0; i < nqemus; i++) {
-		if (qemus[i].pid > 0)
-			kill(qemus[i].pid, SIGKILL);
-		unlink(qemus[i].errpath);
-	}
-	if (watcher.pid > 0)
-		kill(watcher.pid, SIGKILL);
-	if (runner.pid > 0)
-		kill(runner.pid, SIGKILL);
-	unlink(watcher.errpath);
-	unlink(runner.errpath);
-	rmdir(tmpdir);
-}
-
-static void
-on_alarm(int sig)
-{
-	static const char	msg[] = "not ok - peertest ends within the "
-				    "watchdog time\n";
-
-	(void)sig;
-	kill_all();
-	write(STDOUT_FILENO, msg, sizeof(msg) - 1);
-	_exit(1);
-}
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	kill_all();
-	_exit(1);
-}
-
-static void
-cleanup(void)
-{
-	int	i;
-
-	for (i = 0; i < nqemus; i++)
-		qemu_remove(&qemus[i], tmpdir);
-	child_kill(&watcher);
-	child_kill(&runner);
-	unlink(watcher.errpath);
-	unlink(runner.errpath);
-	if (tmpdir[0] != '\0')
-		rmdir(tmpdir);
-}
-
 /*
- * Program the device as firmware would: BARs, memory decoding and bus
- * mastering (MSI-X messages are bus master writes), then MSI-X.
+ * Wait until the VMs, and the watcher with withwatcher, each hold the
+ * eventfds of them all: they have taken every join and leave message
+ * the server sent them, and know each other.  A VM drops a doorbell to
+ * a peer it has not heard of yet, so no ring may come before this.
  */
-static int
-pci_setup(struct qemu *q)
+static void
+settle(struct qvm **vms, int nvms, int withwatcher, const char *when)
 {
-	uint64_t	size[3];
-	uint32_t	id;
-	int		is64[3], ok;
+	pid_t	pids[NQEMU + 1];
+	char	who[128], num[32];
+	int	i, n = 0;
 
-	if (cfg_read(q, 0, &id) == -1) {
-		check(0, q, "qemu %d: PCI 00:%02x.0 is 1af4:1110 (no answer)",
-		    q->n, PCI_SLOT);
-		return (-1);
+	who[0] = '\0';
+	for (i = 0; i < nvms; i++) {
+		pids[n++] = vms[i]->pid;
+		snprintf(num, sizeof(num), "%sqemu %d", i == 0 ? "" :
+		    i < nvms - 1 || withwatcher ? ", " : " and ", vms[i]->n);
+		strlcat(who, num, sizeof(who));
 	}
-	if (id != PCI_ID) {
-		check(0, q, "qemu %d: PCI 00:%02x.0 is 1af4:1110 (found "
-		    "%04x:%04x)", q->n, PCI_SLOT, id & 0xffff, id >> 16);
-		return (-1);
+	if (withwatcher) {
+		pids[n++] = watcher.pid;
+		strlcat(who, " and the C peer", sizeof(who));
 	}
-	if (bar_probe_all(q, size, is64) == -1)
-		return (-1);
-	if (winsize != -1) {
-		ok = is64[2] && size[2] == (uint64_t)winsize;
-		check(ok, q, "qemu %d: BAR2 is a 64-bit BAR of %lld bytes (%ju)",
-		    q->n, winsize, (uintmax_t)size[2]);
-		if (!ok)
-			return (-1);
-	}
-	if (!is64[2] || size[0] > BAR1_ADDR - BAR0_ADDR ||
-	    size[1] > BAR1_ADDR - BAR0_ADDR) {
-		check(0, q, "qemu %d: BARs of a known shape", q->n);
-		return (-1);
-	}
-
-	if (bar_map(q, size[2]) == -1)
-		return (-1);
-	return (msix_setup(q));
-}
-
-/* Enable MSI-X, with every entry masked. */
-static int
-msix_setup(struct qemu *q)
-{
-	uint32_t	ctl, tab, pba;
-	int		cap, on;
-
-	if (msix_find(q, &cap, &ctl, &tab, &pba) == -1)
-		return (-1);
-	if (cap == 0) {
-		check(0, q, "qemu %d: has an MSI-X capability", q->n);
-		return (-1);
-	}
-	if (q->nvec != nvectors || (tab & 7) > 2 || (pba & 7) > 2) {
-		check(0, q, "qemu %d: %u MSI-X vectors (has %u) with the "
-		    "table and PBA in a known BAR", q->n, nvectors, q->nvec);
-		return (-1);
-	}
-	if (msix_enable(q, cap, ctl, tab, pba, &on) == -1)
-		return (-1);
-	if (!on) {
-		check(0, q, "qemu %d: MSI-X enabled", q->n);
-		return (-1);
-	}
-	return (0);
-}
-
-/* Start VM n, set its device up and check its IVPosition. */
-static int
-vm_start(struct qemu *q, int n, long want)
-{
-	uint64_t	pos;
-	int		nfailed, ok;
-
-	ok = qemu_start(q, n, 1, &conf) == 0;
-	check(ok, q, "qemu %d starts and connects to qtest", n);
-	if (!ok)
-		return (-1);
-	/* Setup fails quietly only on qtest errors: say so then. */
-	nfailed = failed;
-	if (pci_setup(q) == -1) {
-		if (failed == nfailed)
-			check(0, q, "qemu %d: the PCI device is set up", n);
-		return (-1);
-	}
-	if (qt_num(q, &pos, "readl 0x%jx", (uintmax_t)(q->bar[0] +
-	    IVPOSITION)) == -1)
-		return (-1);
-	q->id = (long)pos;
-	check(q->id == want, q, "qemu %d: IVPosition is %ld (read %ld)", n,
-	    want, q->id);
-	return (0);
+	check(wait_shared(pids, n, n * nvectors, SETTLE_TIMEOUT) == 0,
+	    "%s%s each hold the %u eventfds of the %d peers", when, who,
+	    n * nvectors, n);
 }
 
 /* Without -f the window is bare: nothing but zeroes at first. */
 static void
-vm_raw(struct qemu *q)
+vm_raw(struct qvm *q)
 {
 	const char	*hex;
 	size_t		 i;
@@ -300,13 +158,13 @@ vm_raw(struct qemu *q)
 	    strlen(hex) == 2 + 2 * 0x1000;
 	for (i = 2; ok && hex[i] != '\0'; i++)
 		ok = hex[i] == '0';
-	check(ok, q, "qemu %d: the window is raw, its first page all zero",
+	qvm_check(ok, q, "qemu %d: the window is raw, its first page all zero",
 	    q->n);
 }
 
 /* What one VM writes the others read, and the other way round. */
 static void
-vm_share(struct qemu **vms, int nvms)
+vm_share(struct qvm **vms, int nvms)
 {
 	uint64_t	tag, got, off;
 	int		i, j, ok;
@@ -330,13 +188,13 @@ vm_share(struct qemu **vms, int nvms)
 				ok = 0;
 			}
 		}
-		check(ok, vms[i], "qemu %d: what it writes to the window the "
-		    "other VMs read", vms[i]->n);
+		qvm_check(ok, vms[i], "qemu %d: what it writes to the window "
+		    "the other VMs read", vms[i]->n);
 	}
 }
 
 static int
-doorbell(struct qemu *src, long dest, unsigned int vec)
+doorbell(struct qvm *src, long dest, unsigned int vec)
 {
 	return (qt_cmd(src, "writel 0x%jx 0x%lx",
 	    (uintmax_t)(src->bar[0] + DOORBELL), (unsigned long)dest << 16 |
@@ -345,7 +203,7 @@ doorbell(struct qemu *src, long dest, unsigned int vec)
 
 /* No VM but the one named (NULL: none) has anything pending. */
 static int
-others_quiet(struct qemu **vms, int nvms, struct qemu *except)
+others_quiet(struct qvm **vms, int nvms, struct qvm *except)
 {
 	int	i, ok = 1;
 
@@ -357,10 +215,10 @@ others_quiet(struct qemu **vms, int nvms, struct qemu *except)
 
 /*
  * src rings dst's vector: it goes pending in dst, then in no VM but
- * dst, not even in src.  The pause lets a stray event show.
+ * dst, not even in src.
  */
 static int
-ring_vm(struct qemu **vms, int nvms, struct qemu *src, struct qemu *dst,
+ring_vm(struct qvm **vms, int nvms, struct qvm *src, struct qvm *dst,
     unsigned int vec)
 {
 	if (!others_quiet(vms, nvms, NULL)) {
@@ -371,14 +229,14 @@ ring_vm(struct qemu **vms, int nvms, struct qemu *src, struct qemu *dst,
 		return (-1);
 	if (pba_expect(dst, vec) == -1)
 		return (-1);
-	sleep_ms(SETTLE);
+	sleep_ms(QUIET_MS);
 	if (!others_quiet(vms, nvms, dst))
 		return (-1);
 	return (msix_deliver(dst, vec));
 }
 
 static void
-ring_all(struct qemu **vms, int nvms, const char *when)
+ring_all(struct qvm **vms, int nvms, const char *when)
 {
 	unsigned int	v;
 	int		i, j;
@@ -386,16 +244,16 @@ ring_all(struct qemu **vms, int nvms, const char *when)
 	for (i = 0; i < nvms; i++)
 		for (j = 0; j < nvms; j++)
 			for (v = 0; j != i && v < nvectors; v++)
-				check(ring_vm(vms, nvms, vms[i], vms[j], v) ==
-				    0, vms[j], "%sqemu %d (ID %ld) rings qemu "
-				    "%d (ID %ld) on vector %u: pending there "
-				    "only", when, vms[i]->n, vms[i]->id,
+				qvm_check(ring_vm(vms, nvms, vms[i], vms[j],
+				    v) == 0, vms[j], "%sqemu %d (ID %ld) rings "
+				    "qemu %d (ID %ld) on vector %u: pending "
+				    "there only", when, vms[i]->n, vms[i]->id,
 				    vms[j]->n, vms[j]->id, v);
 }
 
 /* Ringing a peer that left must reach nobody. */
 static void
-ring_gone(struct qemu **vms, int nvms, long gone, const char *when)
+ring_gone(struct qvm **vms, int nvms, long gone, const char *when)
 {
 	unsigned int	v;
 	int		i, ok;
@@ -405,64 +263,15 @@ ring_gone(struct qemu **vms, int nvms, long gone, const char *when)
 		for (v = 0; ok && v < nvectors; v++)
 			if (doorbell(vms[i], gone, v) == -1)
 				ok = 0;
+		/* Nothing is to come: no event to wait for but a stray. */
 		if (ok) {
-			sleep_ms(4 * SETTLE);
+			sleep_ms(4 * QUIET_MS);
 			ok = others_quiet(vms, nvms, NULL);
 		}
-		check(ok, vms[i], "%sqemu %d rings the gone ID %ld on every "
-		    "vector: nothing pending anywhere", when, vms[i]->n, gone);
+		qvm_check(ok, vms[i], "%sqemu %d rings the gone ID %ld on "
+		    "every vector: nothing pending anywhere", when, vms[i]->n,
+		    gone);
 	}
-}
-
-static int
-count_fds(pid_t pid)
-{
-	char		 path[64];
-	DIR		*d;
-	struct dirent	*e;
-	int		 n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
-	if ((d = opendir(path)) == NULL)
-		return (-1);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return (n);
-}
-
-/* The serving process: the child of the server that is not QEMU. */
-static pid_t
-find_server_child(void)
-{
-	char		 path[32 + NAME_MAX], buf[512], *p;
-	DIR		*d;
-	struct dirent	*e;
-	FILE		*f;
-	pid_t		 found = -1;
-	long		 ppid;
-
-	if ((d = opendir("/proc")) == NULL)
-		return (-1);
-	while (found == -1 && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		if ((f = fopen(path, "r")) == NULL)
-			continue;
-		p = fgets(buf, sizeof(buf), f);
-		fclose(f);
-		/* pid (comm) state ppid: comm may hold anything. */
-		if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
-		    sscanf(p + 1, " %*c %ld", &ppid) != 1 ||
-		    ppid != (long)serverpid)
-			continue;
-		if (strncmp(strchr(buf, '(') + 1, "qemu", 4) != 0)
-			found = (pid_t)strtol(e->d_name, NULL, 10);
-	}
-	closedir(d);
-	return (found);
 }
 
 /* The parent's and the serving child's fds, -1 if either is gone. */
@@ -478,7 +287,7 @@ server_fds(void)
 	return (n + m);
 }
 
-/* Wait until pid has want fds; the count seen last. */
+/* Wait until pid, or the server, has want fds; the count seen last. */
 static int
 wait_fds(pid_t pid, int want, int ms)
 {
@@ -486,21 +295,12 @@ wait_fds(pid_t pid, int want, int ms)
 	int		n;
 
 	deadline = now_ms() + ms;
-	while ((n = count_fds(pid)) != want && now_ms() < deadline)
+	for (;;) {
+		n = pid == serverpid ? server_fds() : count_fds(pid);
+		if (n == want || ms_left(deadline) == 0)
+			return (n);
 		sleep_ms(10);
-	return (n);
-}
-
-static int
-wait_server_fds(int want, int ms)
-{
-	long long	deadline;
-	int		n;
-
-	deadline = now_ms() + ms;
-	while ((n = server_fds()) != want && now_ms() < deadline)
-		sleep_ms(10);
-	return (n);
+	}
 }
 
 /* Run the C peer: its input a pipe with usepipe, else /dev/null. */
@@ -515,6 +315,7 @@ child_start(struct child *c, const char *name, int usepipe, char **argv)
 	c->in = -1;
 	c->errshown = 0;
 	snprintf(c->errpath, sizeof(c->errpath), "%s/%s.err", tmpdir, name);
+	path_add(c->errpath);
 	if ((errfd = open(c->errpath, O_WRONLY | O_CREAT | O_TRUNC |
 	    O_CLOEXEC, 0600)) == -1) {
 		warn("%s", c->errpath);
@@ -524,50 +325,37 @@ child_start(struct child *c, const char *name, int usepipe, char **argv)
 	if (pipe2(outp, O_CLOEXEC) == -1 ||
 	    (usepipe && pipe2(inp, O_CLOEXEC) == -1))
 		err(1, "pipe");
-	switch (c->pid = fork()) {
-	case -1:
-		err(1, "fork");
-	case 0:
-#ifdef __linux__
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-		if (!usepipe &&
-		    (inp[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
-			_exit(127);
-		if (dup2(inp[0], STDIN_FILENO) == -1 ||
-		    dup2(outp[1], STDOUT_FILENO) == -1 ||
-		    dup2(errfd, STDERR_FILENO) == -1)
-			_exit(127);
-		execv(argv[0], argv);
-		dprintf(STDERR_FILENO, "exec %s: %s\n", argv[0],
-		    strerror(errno));
-		_exit(127);
-	}
+	if (!usepipe &&
+	    (inp[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		err(1, "/dev/null");
+	c->pid = spawn(argv, inp[0], outp[1], errfd);
 	close(errfd);
+	close(inp[0]);
 	close(outp[1]);
 	c->out = outp[0];
-	if (usepipe) {
-		close(inp[0]);
-		c->in = inp[1];
+	c->in = inp[1];
+	if (c->pid == -1) {
+		child_kill(c);
+		return (-1);
 	}
 	return (0);
 }
 
-/* The next line of its output: 1, or 0 on a timeout, -1 at the end. */
+/*
+ * The next line of its output: 1, or 0 if none came by the deadline,
+ * -1 at the end.
+ */
 static int
-child_line(struct child *c, char *line, size_t size, int ms)
+child_line(struct child *c, char *line, size_t size, long long deadline)
 {
-	long long	 deadline;
 	char		*nl;
 	ssize_t		 n;
 	size_t		 len;
 
-	deadline = now_ms() + ms;
 	while ((nl = memchr(c->buf, '\n', c->len)) == NULL) {
 		if (c->eof || c->len == sizeof(c->buf))
 			return (-1);
-		if (!readable(c->out, deadline - now_ms() > 0 ?
-		    (int)(deadline - now_ms()) : 0))
+		if (fd_wait(c->out, POLLIN, deadline) != 1)
 			return (0);
 		n = read(c->out, c->buf + c->len, sizeof(c->buf) - c->len);
 		if (n == -1 && errno == EINTR)
@@ -589,45 +377,46 @@ child_line(struct child *c, char *line, size_t size, int ms)
 static int
 child_finish(struct child *c, int ms)
 {
-	long long	deadline;
-
-	deadline = now_ms() + ms;
-	while (c->pid != -1) {
-		if (waitpid(c->pid, &c->status, WNOHANG) == c->pid) {
-			c->pid = -1;
-			break;
-		}
-		if (now_ms() >= deadline) {
-			warnx("%s: still runs after %d ms, killing it",
-			    c->errpath, ms);
-			child_kill(c);
-			return (-1);
-		}
-		sleep_ms(5);
+	if (!reap(&c->pid, &c->status, ms)) {
+		warnx("%s: still runs after %d ms, killing it", c->errpath,
+		    ms);
+		child_kill(c);
+		return (-1);
 	}
-	if (c->in != -1)
-		close(c->in);
-	if (c->out != -1)
-		close(c->out);
-	c->in = c->out = -1;
+	child_kill(c);
 	if (WIFEXITED(c->status))
 		return (WEXITSTATUS(c->status));
 	return (-1);
 }
 
+/* Kill it if it runs, and close its pipes. */
 static void
 child_kill(struct child *c)
 {
 	if (c->pid > 0) {
 		kill(c->pid, SIGKILL);
-		waitpid(c->pid, &c->status, 0);
-		c->pid = -1;
+		if (!reap(&c->pid, &c->status, IO_TIMEOUT))
+			warnx("%s: survives SIGKILL", c->errpath);
 	}
 	if (c->in != -1)
 		close(c->in);
 	if (c->out != -1)
 		close(c->out);
 	c->in = c->out = -1;
+}
+
+/* The C peer on the server's socket, with the vectors of the VMs. */
+static void
+peer_argv(char **argv, int *argc)
+{
+	char	nbuf[16];
+
+	snprintf(nbuf, sizeof(nbuf), "%u", nvectors);
+	argv_add(argv, argc, peerbin);
+	argv_add(argv, argc, "-s");
+	argv_add(argv, argc, conf.sock);
+	argv_add(argv, argc, "-n");
+	argv_add(argv, argc, nbuf);
 }
 
 /*
@@ -637,32 +426,25 @@ child_kill(struct child *c)
 static int
 peer_run(const char *name, char *out, size_t outsize, ...)
 {
-	char		 line[256], nbuf[16];
-	char		*argv[MAXARGS];
+	char		 line[256];
+	char		*argv[ARGV_MAX];
 	const char	*a;
 	va_list		 ap;
 	long long	 deadline;
-	int		 argc = 0, i, r, rv;
+	int		 argc = 0, r, rv;
 
-	snprintf(nbuf, sizeof(nbuf), "%u", nvectors);
-	argv_add(argv, &argc, peerbin);
-	argv_add(argv, &argc, "-s");
-	argv_add(argv, &argc, conf.sock);
-	argv_add(argv, &argc, "-n");
-	argv_add(argv, &argc, nbuf);
+	peer_argv(argv, &argc);
 	va_start(ap, outsize);
 	while ((a = va_arg(ap, const char *)) != NULL)
 		argv_add(argv, &argc, a);
 	va_end(ap);
 	out[0] = '\0';
 	r = child_start(&runner, name, 0, argv);
-	for (i = 0; i < argc; i++)
-		free(argv[i]);
+	argv_free(argv, argc);
 	if (r == -1)
 		return (-1);
 	deadline = now_ms() + PEER_TIMEOUT;
-	while ((r = child_line(&runner, line, sizeof(line),
-	    (int)(deadline - now_ms()))) == 1) {
+	while ((r = child_line(&runner, line, sizeof(line), deadline)) == 1) {
 		if (out[0] != '\0')
 			strlcat(out, "; ", outsize);
 		strlcat(out, line, outsize);
@@ -680,33 +462,41 @@ peer_run(const char *name, char *out, size_t outsize, ...)
 static int
 watcher_start(const char *want)
 {
-	char	 line[256], ms[32], nbuf[16];
-	char	*argv[MAXARGS];
-	int	 argc = 0, i, r, ok;
+	char	 line[256], ms[32];
+	char	*argv[ARGV_MAX];
+	int	 argc = 0, r, ok;
 
-	snprintf(nbuf, sizeof(nbuf), "%u", nvectors);
 	snprintf(ms, sizeof(ms), "%d", WATCHDOG * 1000);
-	argv_add(argv, &argc, peerbin);
-	argv_add(argv, &argc, "-s");
-	argv_add(argv, &argc, conf.sock);
-	argv_add(argv, &argc, "-n");
-	argv_add(argv, &argc, nbuf);
+	peer_argv(argv, &argc);
 	argv_add(argv, &argc, "-w");
 	argv_add(argv, &argc, ms);
 	r = child_start(&watcher, "watcher", 1, argv);
-	for (i = 0; i < argc; i++)
-		free(argv[i]);
+	argv_free(argv, argc);
 	if (r == -1)
 		return (-1);
-	r = child_line(&watcher, line, sizeof(line), IO_TIMEOUT);
+	r = child_line(&watcher, line, sizeof(line), now_ms() + IO_TIMEOUT);
 	ok = r == 1 && strcmp(line, want) == 0;
-	check(ok, NULL, "the C peer joins as a watcher: \"%s\" (got \"%s\")",
-	    want, r == 1 ? line : r == 0 ? "nothing in time" : "its end");
+	check(ok, "the C peer joins as a watcher: \"%s\" (got \"%s\")", want,
+	    r == 1 ? line : r == 0 ? "nothing in time" : "its end");
 	if (r == 1)
 		sscanf(line, "id %ld", &watcherid);
 	if (!ok)
 		showfile(watcher.errpath, &watcher.errshown, "watcher");
 	return (r == 1 ? 0 : -1);
+}
+
+/* Give the watcher a command; its next line must be want. */
+static int
+watcher_cmd(const char *cmd, const char *want, int ms)
+{
+	size_t	len;
+
+	len = strlen(cmd);
+	if (watcher.in == -1 || write(watcher.in, cmd, len) != (ssize_t)len) {
+		warn("watcher: \"%.*s\"", (int)len - 1, cmd);
+		return (-1);
+	}
+	return (watcher_expect(want, ms));
 }
 
 /* The watcher's next line must be want. */
@@ -718,7 +508,7 @@ watcher_expect(const char *want, int ms)
 
 	if (watcher.pid == -1)
 		return (-1);
-	r = child_line(&watcher, line, sizeof(line), ms);
+	r = child_line(&watcher, line, sizeof(line), now_ms() + ms);
 	if (r == 1 && strcmp(line, want) == 0)
 		return (0);
 	warnx("watcher: expected \"%s\", got \"%s\"", want, r == 1 ? line :
@@ -727,13 +517,14 @@ watcher_expect(const char *want, int ms)
 	return (-1);
 }
 
-/* Nothing more from the watcher after a pause. */
+/* Nothing more from the watcher after a pause for a stray line. */
 static int
 watcher_quiet(void)
 {
 	char	line[256];
 
-	if (child_line(&watcher, line, sizeof(line), SETTLE) == 0)
+	if (child_line(&watcher, line, sizeof(line), now_ms() + QUIET_MS) ==
+	    0)
 		return (0);
 	warnx("watcher: unexpected \"%s\"", line);
 	return (-1);
@@ -742,10 +533,11 @@ watcher_quiet(void)
 /*
  * Every VM rings the watcher on each vector, which must see exactly
  * that interrupt; the watcher rings every VM on each vector through
- * the fds the server gave it, which must go pending there only.
+ * the fds the server gave it, which must go pending there only.  All
+ * must know each other already: see settle().
  */
 static void
-ring_watcher(struct qemu **vms, int nvms, const char *when)
+ring_watcher(struct qvm **vms, int nvms, const char *when)
 {
 	char		cmd[64], want[64];
 	unsigned int	v;
@@ -760,7 +552,7 @@ ring_watcher(struct qemu **vms, int nvms, const char *when)
 			    watcher_quiet() == 0 &&
 			    others_quiet(vms, nvms, NULL);
 		}
-		check(ok, vms[i], "%sqemu %d rings the C peer (ID %ld) on "
+		qvm_check(ok, vms[i], "%sqemu %d rings the C peer (ID %ld) on "
 		    "every vector: it gets each, VMs nothing", when, vms[i]->n,
 		    watcherid);
 	}
@@ -771,30 +563,31 @@ ring_watcher(struct qemu **vms, int nvms, const char *when)
 			    v);
 			snprintf(want, sizeof(want), "rang %ld %u", vms[i]->id,
 			    v);
-			ok = write(watcher.in, cmd, strlen(cmd)) ==
-			    (ssize_t)strlen(cmd) &&
-			    watcher_expect(want, IO_TIMEOUT) == 0 &&
+			ok = watcher_cmd(cmd, want, IO_TIMEOUT) == 0 &&
 			    pba_expect(vms[i], v) == 0;
 			if (ok) {
-				sleep_ms(SETTLE);
+				sleep_ms(QUIET_MS);
 				ok = others_quiet(vms, nvms, vms[i]) &&
 				    watcher_quiet() == 0 &&
 				    msix_deliver(vms[i], v) == 0;
 			}
 		}
-		check(ok, vms[i], "%sthe C peer rings qemu %d (ID %ld) on every "
-		    "vector: pending there only", when, vms[i]->n, vms[i]->id);
+		qvm_check(ok, vms[i], "%sthe C peer rings qemu %d (ID %ld) on "
+		    "every vector: pending there only", when, vms[i]->n,
+		    vms[i]->id);
 	}
 }
 
 /*
  * C peers come and go while the VMs stay: the watcher follows every
  * join and leave, the server and the VMs end with the fds they had.
+ * A C peer that prints its line has left for the server's part too:
+ * the next one's handshake cannot name it.
  */
 static void
-peers_run(struct qemu **vms, int nvms)
+peers_run(struct qvm **vms, int nvms)
 {
-	char		 out[512], want[512], alt[512], count[32], now[128];
+	char		 out[512], want[512], count[32], now[128], cmd[64];
 	char		 num[16];
 	long long	 t0;
 	long		 first;
@@ -813,25 +606,19 @@ peers_run(struct qemu **vms, int nvms)
 	snprintf(want, sizeof(want), "id %ld peers %d", first, nvms);
 	if (watcher_start(want) == -1)
 		return;
+	settle(vms, nvms, 1, "");
 	ring_watcher(vms, nvms, "");
 
 	snprintf(want, sizeof(want), "id %ld peers %d", first + 1, nvms + 1);
 	rv = peer_run("peer-once", out, sizeof(out), (char *)NULL);
-	check(rv == 0 && strcmp(out, want) == 0, NULL, "a C peer joins and "
-	    "leaves: \"%s\" (got \"%s\", exit %d)", want, out, rv);
+	check(rv == 0 && strcmp(out, want) == 0, "a C peer joins and leaves: "
+	    "\"%s\" (got \"%s\", exit %d)", want, out, rv);
 
-	/*
-	 * The peer before it may not be gone yet from the server's view
-	 * (its end of file is read in the same round): both are right.
-	 */
 	snprintf(want, sizeof(want), "id %ld peers %d; dropped", first + 2,
 	    nvms + 1);
-	snprintf(alt, sizeof(alt), "id %ld peers %d; dropped", first + 2,
-	    nvms + 2);
 	rv = peer_run("peer-byte", out, sizeof(out), "-b", (char *)NULL);
-	check(rv == 0 && (strcmp(out, want) == 0 || strcmp(out, alt) == 0),
-	    NULL, "a C peer that sends a byte is dropped: \"%s\" (got \"%s\", "
-	    "exit %d)", want, out, rv);
+	check(rv == 0 && strcmp(out, want) == 0, "a C peer that sends a byte "
+	    "is dropped: \"%s\" (got \"%s\", exit %d)", want, out, rv);
 
 	snprintf(count, sizeof(count), "%ld", cycles);
 	snprintf(want, sizeof(want), "cycles %ld first %ld last %ld wraps 0 "
@@ -841,16 +628,22 @@ peers_run(struct qemu **vms, int nvms)
 	    (char *)NULL);
 	fprintf(stderr, "%ld joins and leaves in %lld ms\n", cycles,
 	    now_ms() - t0);
-	check(rv == 0 && strcmp(out, want) == 0, NULL, "a C peer joins and "
-	    "leaves %ld times, each time with the next ID: \"%s\" (got "
-	    "\"%s\", exit %d)", cycles, want, out, rv);
+	check(rv == 0 && strcmp(out, want) == 0, "a C peer joins and leaves "
+	    "%ld times, each time with the next ID: \"%s\" (got \"%s\", "
+	    "exit %d)", cycles, want, out, rv);
 	if (serverpid != -1)
 		check(kill(serverpid, 0) == 0 && (serverchild == -1 ||
-		    kill(serverchild, 0) == 0), NULL, "the server still runs");
+		    kill(serverchild, 0) == 0), "the server still runs");
 	for (i = 0; i < nvms; i++)
-		check(qemu_exited(vms[i]) == 0, vms[i], "qemu %d still runs",
+		qvm_check(qvm_exited(vms[i]) == 0, vms[i], "qemu %d still runs",
 		    vms[i]->n);
 
+	/* The server sends the last leaves after the peers are gone. */
+	snprintf(cmd, sizeof(cmd), "wait leaves %ld\n", cycles + 2);
+	snprintf(want, sizeof(want), "leaves %ld", cycles + 2);
+	check(watcher_cmd(cmd, want, SETTLE_TIMEOUT) == 0, "the watcher is "
+	    "told of all %ld leaves", cycles + 2);
+	settle(vms, nvms, 1, "afterwards: ");
 	ring_watcher(vms, nvms, "afterwards: ");
 
 	/* Its input ends: it says what it saw and leaves. */
@@ -867,37 +660,36 @@ peers_run(struct qemu **vms, int nvms)
 		watcher.in = -1;
 	}
 	if (watcher.pid != -1) {
-		if (child_line(&watcher, out, sizeof(out), IO_TIMEOUT) != 1)
+		if (child_line(&watcher, out, sizeof(out), now_ms() +
+		    IO_TIMEOUT) != 1)
 			strlcpy(out, "nothing", sizeof(out));
 		rv = child_finish(&watcher, IO_TIMEOUT);
-		check(rv == 0 && strcmp(out, want) == 0, NULL, "the watcher "
-		    "saw every join and leave: \"%s\" (got \"%s\", exit %d)",
-		    want, out, rv);
+		check(rv == 0 && strcmp(out, want) == 0, "the watcher saw "
+		    "every join and leave: \"%s\" (got \"%s\", exit %d)", want,
+		    out, rv);
 		if (rv != 0)
 			showfile(watcher.errpath, &watcher.errshown,
 			    "watcher");
 	}
 
 	if (base != -1) {
-		n = wait_server_fds(base, FD_TIMEOUT);
-		check(n == base, NULL, "the server's fds are back to %d (%d)",
-		    base, n);
+		n = wait_fds(serverpid, base, FD_TIMEOUT);
+		check(n == base, "the server's fds are back to %d (%d)", base,
+		    n);
 	}
 	for (i = 0; i < nvms; i++) {
 		n = wait_fds(vms[i]->pid, qbase[i], FD_TIMEOUT);
-		check(n == qbase[i], vms[i], "qemu %d: its fds are back to %d, "
-		    "every leave was told (%d)", vms[i]->n, qbase[i], n);
+		qvm_check(n == qbase[i], vms[i], "qemu %d: its fds are back to "
+		    "%d, every leave was told (%d)", vms[i]->n, qbase[i], n);
 	}
 }
 
 int
 main(int argc, char *argv[])
 {
-	struct sigaction	 sa;
-	struct qemu		*vms[NQEMU];
-	const char		*errstr, *tmp, *slash;
-	char			 when[64];
-	int			 ch, i, n, f1, f3, ok;
+	struct qvm	*vms[NQEMU];
+	const char	*slash;
+	int		 ch, i, n, f1, f3, ok;
 
 	while ((ch = getopt(argc, argv, "C:c:l:n:p:Q:S:")) != -1) {
 		switch (ch) {
@@ -907,24 +699,16 @@ main(int argc, char *argv[])
 				errx(1, "%s: path too long", optarg);
 			break;
 		case 'c':
-			cycles = strtonum(optarg, 1, 60000, &errstr);
-			if (errstr != NULL)
-				errx(1, "cycles %s: %s", optarg, errstr);
+			cycles = getnum(optarg, 1, 60000, "cycles");
 			break;
 		case 'l':
-			winsize = strtonum(optarg, 4096, LLONG_MAX, &errstr);
-			if (errstr != NULL)
-				errx(1, "size %s: %s", optarg, errstr);
+			conf.winsize = getnum(optarg, 4096, LLONG_MAX, "size");
 			break;
 		case 'n':
-			nvectors = strtonum(optarg, 1, MAXVEC, &errstr);
-			if (errstr != NULL)
-				errx(1, "vectors %s: %s", optarg, errstr);
+			nvectors = getnum(optarg, 1, MAXVEC, "vectors");
 			break;
 		case 'p':
-			serverpid = strtonum(optarg, 1, INT_MAX, &errstr);
-			if (errstr != NULL)
-				errx(1, "pid %s: %s", optarg, errstr);
+			serverpid = getnum(optarg, 1, INT_MAX, "pid");
 			break;
 		case 'Q':
 			conf.bin = optarg;
@@ -946,40 +730,16 @@ main(int argc, char *argv[])
 		    slash != NULL ? argv[0] : "./");
 	}
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	for (i = 0; i < NQEMU; i++) {
-		qemus[i].pid = -1;
-		qemus[i].qt = -1;
-	}
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = on_signal;
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = on_alarm;
-	sigaction(SIGALRM, &sa, NULL);
-	alarm(WATCHDOG);
-
-	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	if ((size_t)snprintf(tmpdir, sizeof(tmpdir), "%s/peertest.XXXXXXXX",
-	    tmp) >= sizeof(tmpdir))
-		errx(1, "TMPDIR %s too long", tmp);
-	if (mkdtemp(tmpdir) == NULL)
-		err(1, "mkdtemp %s", tmpdir);
-	atexit(cleanup);
+	test_init("peertest", WATCHDOG);
+	make_tmpdir(tmpdir, sizeof(tmpdir), "peertest");
 	conf.dir = tmpdir;
 	conf.vectors = nvectors;
-	conf.started = &nqemus;
 	if (serverpid != -1) {
-		serverchild = find_server_child();
+		serverchild = proc_child(serverpid, "qemu");
 		fprintf(stderr, "server %ld, serving child %ld\n",
 		    (long)serverpid, (long)serverchild);
 		if (server_fds() == -1) {
-			check(0, NULL, "the server's fds can be counted in "
+			check(0, "the server's fds can be counted in "
 			    "/proc/%ld/fd", (long)serverpid);
 			serverpid = -1;
 		}
@@ -987,13 +747,14 @@ main(int argc, char *argv[])
 
 	/* Three VMs, one after the other: IDs 0, 1 and 2. */
 	for (i = 0; i < 3; i++) {
-		if (vm_start(&qemus[i], i + 1, i) == -1)
+		if (qvm_up(&qemus[i], i + 1, &conf, i) == -1)
 			return (1);
 		vms[i] = &qemus[i];
 	}
 	check(qemus[0].id != qemus[1].id && qemus[0].id != qemus[2].id &&
-	    qemus[1].id != qemus[2].id, NULL, "the three VMs have distinct "
+	    qemus[1].id != qemus[2].id, "the three VMs have distinct "
 	    "IVPositions");
+	settle(vms, 3, 0, "");
 	vm_raw(&qemus[0]);
 	vm_share(vms, 3);
 	ring_all(vms, 3, "");
@@ -1004,8 +765,8 @@ main(int argc, char *argv[])
 	 */
 	f1 = count_fds(qemus[0].pid);
 	f3 = count_fds(qemus[2].pid);
-	qemu_kill(&qemus[1]);
-	check(qemus[1].pid == -1 && WIFSIGNALED(qemus[1].status) &&
+	qvm_kill(&qemus[1]);
+	qvm_check(qemus[1].pid == -1 && WIFSIGNALED(qemus[1].status) &&
 	    WTERMSIG(qemus[1].status) == SIGKILL, &qemus[1], "qemu 2 (ID %ld) "
 	    "killed", qemus[1].id);
 	n = wait_fds(qemus[0].pid, f1 - nvectors, FD_TIMEOUT);
@@ -1017,26 +778,27 @@ main(int argc, char *argv[])
 		warnx("qemu 3: %d fds, then %d", f3, n);
 		ok = 0;
 	}
-	check(ok, NULL, "qemu 1 and qemu 3 are told: each closes the %u "
-	    "eventfds of ID %ld", nvectors, qemus[1].id);
+	check(ok, "qemu 1 and qemu 3 are told: each closes the %u eventfds "
+	    "of ID %ld", nvectors, qemus[1].id);
 	vms[0] = &qemus[0];
 	vms[1] = &qemus[2];
 	ring_gone(vms, 2, qemus[1].id, "");
 
-	if (vm_start(&qemus[3], 4, 3) == -1)
+	if (qvm_up(&qemus[3], 4, &conf, 3) == -1)
 		return (1);
 	vms[2] = &qemus[3];
-	snprintf(when, sizeof(when), "with qemu 4: ");
-	ring_gone(vms, 3, qemus[1].id, when);
-	ring_all(vms, 3, when);
+	settle(vms, 3, 0, "with qemu 4: ");
+	ring_gone(vms, 3, qemus[1].id, "with qemu 4: ");
+	ring_all(vms, 3, "with qemu 4: ");
 
 	peers_run(vms, 3);
 	ring_all(vms, 3, "after the C peers: ");
 
 	/* A VM that comes now gets the ID after the C peers'. */
-	if (vm_start(&qemus[4], 5, qemus[3].id + 3 + cycles + 1) == -1)
+	if (qvm_up(&qemus[4], 5, &conf, qemus[3].id + 3 + cycles + 1) == -1)
 		return (1);
 	vms[3] = &qemus[4];
+	settle(vms, 4, 0, "with qemu 5: ");
 	ring_all(vms, 4, "with qemu 5: ");
-	return (failed ? 1 : 0);
+	return (check_failures() ? 1 : 0);
 }

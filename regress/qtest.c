@@ -7,29 +7,58 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "lib.h"
 #include "qtest.h"
+
+#define PCI_ID		0x11101af4	/* 1af4:1110, ivshmem */
+#define PCI_CMD_MEM	0x0002
+#define PCI_CMD_MASTER	0x0004
+#define PCI_STATUS_CAP	0x0010
+#define PCI_CAP_MSIX	0x11
+#define MSIX_ENABLE	0x8000
+#define MSIX_FMASK	0x4000
+#define MSIX_MASKED	0x1		/* in an entry's vector control */
+
+/*
+ * Where the BARs go: BAR0 and BAR1 in the 32-bit hole, BAR2 at 4G or
+ * higher so that the 64-bit BAR really needs its high half.  Pending
+ * MSI-X messages are sent to plain guest RAM at SCRATCH.
+ */
+#define BAR0_ADDR	0xe0000000ULL
+#define BAR1_ADDR	0xe0100000ULL
+#define BAR2_MIN	0x100000000ULL
+#define SCRATCH		0x10000ULL
 
 static const char *optescape(const char *);
 static int	 listen_unix(const char *);
-static int	 qemu_accept(struct qemu *, int);
+static int	 qvm_argv(char **, const struct qvm_conf *, int, const char *);
+static int	 qvm_accept(struct qvm *, int);
+static int	 cfg_read(struct qvm *, int, uint32_t *);
+static int	 cfg_write(struct qvm *, int, uint32_t);
+static int	 cfg_write16(struct qvm *, int, uint16_t);
+static int	 bar_probe(struct qvm *, int, uint64_t *, int *);
+static int	 bar_probe_all(struct qvm *, uint64_t *, int *);
+static int	 bar_map(struct qvm *, uint64_t);
+static int	 pci_setup(struct qvm *, const struct qvm_conf *);
+static int	 msix_find(struct qvm *, int *, uint32_t *, uint32_t *,
+		    uint32_t *);
+static int	 msix_enable(struct qvm *, int, uint32_t, uint32_t, uint32_t,
+		    int *);
+static int	 msix_setup(struct qvm *, const struct qvm_conf *);
+static int	 pba_read(struct qvm *, uint32_t *);
 
 /*
  * -S: no guest CPU ever runs.  TCG, as KVM may be missing and some
@@ -39,48 +68,6 @@ static const char *const	 qemu_args[] = {
 	"-M", "pc", "-accel", "tcg", "-S", "-nodefaults", "-display", "none",
 	"-m", "64", NULL
 };
-
-long long
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-void
-sleep_ms(int ms)
-{
-	long long	deadline;
-
-	/* poll(2) ends early on a signal: SIGCHLD comes often here. */
-	deadline = now_ms() + ms;
-	while ((ms = deadline - now_ms()) > 0)
-		poll(NULL, 0, ms);
-}
-
-/* Whether fd becomes readable within ms, 0 to look without waiting. */
-int
-readable(int fd, int ms)
-{
-	struct pollfd	pfd;
-	long long	deadline;
-	int		n;
-
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	deadline = now_ms() + ms;
-	for (;;) {
-		n = poll(&pfd, 1, ms);
-		if (n >= 0)
-			return (n == 1);
-		if (errno != EINTR)
-			return (0);
-		if ((ms = deadline - now_ms()) < 0)
-			ms = 0;
-	}
-}
 
 /* QEMU's option syntax takes a comma as ",,". */
 static const char *
@@ -104,11 +91,8 @@ listen_unix(const char *path)
 	struct sockaddr_un	sun;
 	int			s;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
-	    sizeof(sun.sun_path)) {
-		warnx("%s: socket path too long", path);
+	if (unix_addr(&sun, path) == -1) {
+		warn("%s", path);
 		return (-1);
 	}
 	if ((s = socket(AF_UNIX, SOCK_STREAM, 0)) == -1) {
@@ -126,48 +110,20 @@ listen_unix(const char *path)
 	return (s);
 }
 
-/* execv(3) takes writable strings: hand it copies. */
-void
-argv_add(char **argv, int *argc, const char *s)
+/* QEMU's command line, with qtest on qtpath or without: argc. */
+static int
+qvm_argv(char **argv, const struct qvm_conf *c, int qtest,
+    const char *qtpath)
 {
-	if (*argc >= MAXARGS - 1)
-		errx(1, "too many arguments");
-	if ((argv[(*argc)++] = strdup(s)) == NULL)
-		err(1, NULL);
-	argv[*argc] = NULL;
-}
+	char	 chardev[3 * PATH_MAX], device[128], qtarg[3 * PATH_MAX];
+	int	 argc = 0, i;
 
-/*
- * Start QEMU number n, with qtest or without: a QEMU the server should
- * refuse needs none.  Its stderr goes to a file, shown on failure.
- */
-int
-qemu_start(struct qemu *q, int n, int qtest, const struct qemu_conf *c)
-{
-	char	 chardev[3 * PATH_MAX], device[128], qtpath[PATH_MAX];
-	char	 qtarg[3 * PATH_MAX];
-	char	*argv[MAXARGS];
-	int	 argc = 0, errfd = -1, i, ls = -1, nullfd = -1;
-	pid_t	 pid;
-
-	memset(q, 0, sizeof(*q));
-	q->n = n;
-	q->id = -1;
-	q->pid = -1;
-	q->qt = -1;
-	if ((q->in = malloc(4096)) == NULL)
-		err(1, NULL);
-	q->insize = 4096;
-	snprintf(q->errpath, sizeof(q->errpath), "%s/qemu-%d.err", c->dir, n);
-	*c->started = n;	/* for cleanup, from now on */
-	snprintf(qtpath, sizeof(qtpath), "%s/qtest-%d.sock", c->dir, n);
 	snprintf(chardev, sizeof(chardev), "socket,path=%s,id=iv",
 	    optescape(c->sock));
 	snprintf(qtarg, sizeof(qtarg), "unix:%s", optescape(qtpath));
 	snprintf(device, sizeof(device),
 	    "ivshmem-doorbell,chardev=iv,vectors=%u,addr=%d", c->vectors,
 	    PCI_SLOT);
-
 	argv_add(argv, &argc, c->bin);
 	for (i = 0; qemu_args[i] != NULL; i++)
 		argv_add(argv, &argc, qemu_args[i]);
@@ -181,53 +137,54 @@ qemu_start(struct qemu *q, int n, int qtest, const struct qemu_conf *c)
 	argv_add(argv, &argc, chardev);
 	argv_add(argv, &argc, "-device");
 	argv_add(argv, &argc, device);
+	return (argc);
+}
 
-	if (qtest && (ls = listen_unix(qtpath)) == -1)
-		goto fail;
-	errfd = open(q->errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	nullfd = open("/dev/null", O_RDONLY);
+/*
+ * Start QEMU number n, with qtest or without: a QEMU the server should
+ * refuse needs none.  Its stderr goes to a file, shown on failure.
+ */
+int
+qvm_start(struct qvm *q, int n, int qtest, const struct qvm_conf *c)
+{
+	char	 qtpath[PATH_MAX];
+	char	*argv[ARGV_MAX];
+	int	 argc, errfd = -1, ls = -1, nullfd = -1, rv = -1;
+
+	memset(q, 0, sizeof(*q));
+	q->n = n;
+	q->id = -1;
+	q->pid = -1;
+	q->qt = -1;
+	if ((q->in = malloc(4096)) == NULL)
+		err(1, NULL);
+	q->insize = 4096;
+	snprintf(q->errpath, sizeof(q->errpath), "%s/qemu-%d.err", c->dir, n);
+	snprintf(qtpath, sizeof(qtpath), "%s/qtest-%d.sock", c->dir, n);
+	argc = qvm_argv(argv, c, qtest, qtpath);
+
+	path_add(q->errpath);
+	if (qtest) {
+		path_add(qtpath);
+		if ((ls = listen_unix(qtpath)) == -1)
+			goto done;
+	}
+	errfd = open(q->errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600);
+	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (errfd == -1 || nullfd == -1) {
 		warn("%s", q->errpath);
-		goto fail;
+		goto done;
 	}
-	switch (pid = fork()) {
-	case -1:
-		warn("fork");
-		goto fail;
-	case 0:
-#ifdef __linux__
-		/* Should the test die, QEMU dies with it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-		if (dup2(nullfd, STDIN_FILENO) == -1 ||
-		    dup2(errfd, STDOUT_FILENO) == -1 ||
-		    dup2(errfd, STDERR_FILENO) == -1)
-			_exit(127);
-		execvp(c->bin, argv);
-		dprintf(STDERR_FILENO, "exec %s: %s\n", c->bin,
-		    strerror(errno));
-		_exit(127);
-	}
-	close(errfd);
-	close(nullfd);
-	for (i = 0; i < argc; i++)
-		free(argv[i]);
-	q->pid = pid;
+	if ((q->pid = spawn(argv, nullfd, errfd, errfd)) == -1)
+		goto done;
 	q->deadline = now_ms() + c->lifetime;
-	if (!qtest)
-		return (0);
-	if (qemu_accept(q, ls) == -1) {
-		close(ls);
-		unlink(qtpath);
-		qemu_kill(q);
-		return (-1);
-	}
-	close(ls);
-	unlink(qtpath);
-	return (0);
-fail:
-	for (i = 0; i < argc; i++)
-		free(argv[i]);
+	if (qtest && qvm_accept(q, ls) == -1)
+		qvm_kill(q);
+	else
+		rv = 0;
+done:
+	argv_free(argv, argc);
 	if (errfd != -1)
 		close(errfd);
 	if (nullfd != -1)
@@ -236,17 +193,17 @@ fail:
 		close(ls);
 		unlink(qtpath);
 	}
-	return (-1);
+	return (rv);
 }
 
 /* Wait for QEMU's qtest connection, and notice if QEMU dies first. */
 static int
-qemu_accept(struct qemu *q, int ls)
+qvm_accept(struct qvm *q, int ls)
 {
 	long long	deadline;
 
 	deadline = now_ms() + START_TIMEOUT;
-	while (now_ms() < deadline) {
+	while (ms_left(deadline) > 0) {
 		if (readable(ls, 50)) {
 			if ((q->qt = accept(ls, NULL, NULL)) == -1) {
 				warn("qemu %d: accept", q->n);
@@ -259,7 +216,7 @@ qemu_accept(struct qemu *q, int ls)
 			}
 			return (0);
 		}
-		if (qemu_exited(q)) {
+		if (qvm_exited(q)) {
 			warnx("qemu %d exited before it spoke qtest", q->n);
 			return (-1);
 		}
@@ -269,33 +226,19 @@ qemu_accept(struct qemu *q, int ls)
 }
 
 int
-qemu_exited(struct qemu *q)
+qvm_exited(struct qvm *q)
 {
-	if (q->pid == -1)
-		return (1);
-	if (waitpid(q->pid, &q->status, WNOHANG) != q->pid)
-		return (0);
-	q->pid = -1;
-	return (1);
+	return (reap(&q->pid, &q->status, 0));
 }
 
 int
-qemu_wait(struct qemu *q, int ms)
+qvm_wait(struct qvm *q, int ms)
 {
-	long long	deadline;
-
-	deadline = now_ms() + ms;
-	for (;;) {
-		if (qemu_exited(q))
-			return (1);
-		if (now_ms() >= deadline)
-			return (0);
-		sleep_ms(10);
-	}
+	return (reap(&q->pid, &q->status, ms));
 }
 
 void
-qemu_kill(struct qemu *q)
+qvm_kill(struct qvm *q)
 {
 	if (q->qt != -1) {
 		close(q->qt);
@@ -304,46 +247,14 @@ qemu_kill(struct qemu *q)
 	if (q->pid <= 0)
 		return;
 	kill(q->pid, SIGKILL);
-	if (!qemu_wait(q, IO_TIMEOUT))
+	if (!qvm_wait(q, IO_TIMEOUT))
 		warnx("qemu %d (pid %ld) survives SIGKILL", q->n,
 		    (long)q->pid);
 }
 
-/* Kill QEMU and remove what it leaves in dir. */
-void
-qemu_remove(struct qemu *q, const char *dir)
-{
-	char	path[PATH_MAX];
-
-	qemu_kill(q);
-	unlink(q->errpath);
-	snprintf(path, sizeof(path), "%s/qtest-%d.sock", dir, q->n);
-	unlink(path);
-}
-
-/* Copy to stderr what a child wrote to path since the last time. */
-void
-showfile(const char *path, off_t *shown, const char *what)
-{
-	char	 buf[4096];
-	ssize_t	 n;
-	int	 fd;
-
-	if (path[0] == '\0' || (fd = open(path, O_RDONLY)) == -1)
-		return;
-	if (lseek(fd, *shown, SEEK_SET) != -1) {
-		while ((n = read(fd, buf, sizeof(buf))) > 0) {
-			fprintf(stderr, "--- %s stderr:\n", what);
-			fwrite(buf, 1, n, stderr);
-			*shown += n;
-		}
-	}
-	close(fd);
-}
-
 /* Print what QEMU wrote to stderr since the last time. */
 void
-qemu_showerr(struct qemu *q)
+qvm_showerr(struct qvm *q)
 {
 	char	what[32];
 
@@ -359,7 +270,7 @@ qemu_showerr(struct qemu *q)
 
 /* Whether what QEMU wrote to stderr holds what. */
 int
-qemu_errhas(struct qemu *q, const char *what)
+qvm_errhas(struct qvm *q, const char *what)
 {
 	char	 buf[8192];
 	ssize_t	 n;
@@ -375,12 +286,26 @@ qemu_errhas(struct qemu *q, const char *what)
 	return (strstr(buf, what) != NULL);
 }
 
+/* A check that shows what QEMU q said when it fails. */
+int
+qvm_check(int ok, struct qvm *q, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vcheck(ok, fmt, ap);
+	va_end(ap);
+	if (!ok && q != NULL)
+		qvm_showerr(q);
+	return (ok);
+}
+
 /*
  * Send one qtest command and return its reply after "OK", or NULL.  A
  * QEMU that does not answer in time or has lived too long is killed.
  */
 const char *
-qt_cmd(struct qemu *q, const char *fmt, ...)
+qt_cmd(struct qvm *q, const char *fmt, ...)
 {
 	char		 cmd[128], *nl;
 	va_list		 ap;
@@ -405,16 +330,15 @@ qt_cmd(struct qemu *q, const char *fmt, ...)
 	if (deadline > q->deadline)
 		deadline = q->deadline;
 	for (off = 0; off < len; off += n) {
+		if (fd_wait(q->qt, POLLOUT, deadline) != 1)
+			goto timeout;
 		if ((n = write(q->qt, cmd + off, len - off)) != -1)
 			continue;
 		if (errno != EAGAIN && errno != EINTR) {
 			warn("qemu %d: qtest write", q->n);
 			goto dead;
 		}
-		if (now_ms() >= deadline)
-			goto timeout;
 		n = 0;
-		sleep_ms(1);
 	}
 	cmd[len - 1] = '\0';
 
@@ -424,8 +348,7 @@ qt_cmd(struct qemu *q, const char *fmt, ...)
 				err(1, NULL);
 			q->insize += 4096;
 		}
-		if (!readable(q->qt, deadline - now_ms() > 0 ?
-		    (int)(deadline - now_ms()) : 0))
+		if (fd_wait(q->qt, POLLIN, deadline) != 1)
 			goto timeout;
 		n = read(q->qt, q->in + q->inlen, q->insize - q->inlen);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -449,12 +372,12 @@ timeout:
 	warnx("qemu %d: no qtest reply to \"%s\" in time, killing it",
 	    q->n, cmd);
 dead:
-	qemu_kill(q);
+	qvm_kill(q);
 	return (NULL);
 }
 
 int
-qt_num(struct qemu *q, uint64_t *v, const char *fmt, ...)
+qt_num(struct qvm *q, uint64_t *v, const char *fmt, ...)
 {
 	char		 cmd[128];
 	const char	*r;
@@ -478,8 +401,8 @@ qt_num(struct qemu *q, uint64_t *v, const char *fmt, ...)
 /* Configuration mechanism #1: address to 0xcf8, data at 0xcfc. */
 #define CFG_ADDR(reg)	(0x80000000U | PCI_SLOT << 11 | ((reg) & 0xfc))
 
-int
-cfg_read(struct qemu *q, int reg, uint32_t *v)
+static int
+cfg_read(struct qvm *q, int reg, uint32_t *v)
 {
 	uint64_t	x;
 
@@ -490,8 +413,8 @@ cfg_read(struct qemu *q, int reg, uint32_t *v)
 	return (0);
 }
 
-int
-cfg_write(struct qemu *q, int reg, uint32_t v)
+static int
+cfg_write(struct qvm *q, int reg, uint32_t v)
 {
 	if (qt_cmd(q, "outl 0xcf8 0x%x", CFG_ADDR(reg)) == NULL ||
 	    qt_cmd(q, "outl 0xcfc 0x%x", v) == NULL)
@@ -499,8 +422,8 @@ cfg_write(struct qemu *q, int reg, uint32_t v)
 	return (0);
 }
 
-int
-cfg_write16(struct qemu *q, int reg, uint16_t v)
+static int
+cfg_write16(struct qvm *q, int reg, uint16_t v)
 {
 	if (qt_cmd(q, "outl 0xcf8 0x%x", CFG_ADDR(reg)) == NULL ||
 	    qt_cmd(q, "outw 0x%x 0x%x", 0xcfc + (reg & 2), v) == NULL)
@@ -509,8 +432,8 @@ cfg_write16(struct qemu *q, int reg, uint16_t v)
 }
 
 /* Size a memory BAR the usual way: write all ones, see what sticks. */
-int
-bar_probe(struct qemu *q, int bar, uint64_t *size, int *is64)
+static int
+bar_probe(struct qvm *q, int bar, uint64_t *size, int *is64)
 {
 	uint64_t	mask;
 	uint32_t	lo, hi = 0xffffffff;
@@ -534,8 +457,8 @@ bar_probe(struct qemu *q, int bar, uint64_t *size, int *is64)
 }
 
 /* Size BAR0 to BAR2 and say what they are. */
-int
-bar_probe_all(struct qemu *q, uint64_t *size, int *is64)
+static int
+bar_probe_all(struct qvm *q, uint64_t *size, int *is64)
 {
 	int	i;
 
@@ -553,8 +476,8 @@ bar_probe_all(struct qemu *q, uint64_t *size, int *is64)
  * memory decoding and bus mastering (MSI-X messages are bus master
  * writes).
  */
-int
-bar_map(struct qemu *q, uint64_t size2)
+static int
+bar_map(struct qvm *q, uint64_t size2)
 {
 	q->bar[0] = BAR0_ADDR;
 	q->bar[1] = BAR1_ADDR;
@@ -572,8 +495,8 @@ bar_map(struct qemu *q, uint64_t size2)
  * Find the MSI-X capability: its offset in *cap, 0 if there is none,
  * else its message control, table and PBA registers, and q->nvec.
  */
-int
-msix_find(struct qemu *q, int *cap, uint32_t *ctl, uint32_t *tab,
+static int
+msix_find(struct qvm *q, int *cap, uint32_t *ctl, uint32_t *tab,
     uint32_t *pba)
 {
 	uint32_t	v;
@@ -611,8 +534,8 @@ msix_find(struct qemu *q, int *cap, uint32_t *ctl, uint32_t *tab,
  * be read, instead of sending a message.  The table and PBA must be in
  * BAR0 to BAR2.  *on tells whether MSI-X reads back enabled.
  */
-int
-msix_enable(struct qemu *q, int cap, uint32_t ctl, uint32_t tab,
+static int
+msix_enable(struct qvm *q, int cap, uint32_t ctl, uint32_t tab,
     uint32_t pba, int *on)
 {
 	uint32_t	v;
@@ -626,9 +549,118 @@ msix_enable(struct qemu *q, int cap, uint32_t ctl, uint32_t tab,
 	return (0);
 }
 
-/* Read the pending bits of all vectors, 32 to a word. */
+/*
+ * Program the device as firmware would: BARs, memory decoding and bus
+ * mastering (MSI-X messages are bus master writes), then MSI-X.  What
+ * the device must be is checked on the way.
+ */
+static int
+pci_setup(struct qvm *q, const struct qvm_conf *c)
+{
+	uint64_t	size[3];
+	uint32_t	id;
+	int		is64[3], ok;
+
+	if (cfg_read(q, 0, &id) == -1) {
+		qvm_check(0, q, "qemu %d: PCI 00:%02x.0 is 1af4:1110 (no "
+		    "answer)", q->n, PCI_SLOT);
+		return (-1);
+	}
+	if (!qvm_check(id == PCI_ID, q, "qemu %d: PCI 00:%02x.0 is 1af4:1110 "
+	    "(found %04x:%04x)", q->n, PCI_SLOT, id & 0xffff, id >> 16))
+		return (-1);
+
+	if (bar_probe_all(q, size, is64) == -1)
+		return (-1);
+	if (c->winsize != 0)
+		ok = qvm_check(is64[2] && size[2] == c->winsize, q, "qemu %d: "
+		    "BAR2 is a 64-bit BAR of the window's size, %ju bytes",
+		    q->n, (uintmax_t)c->winsize);
+	else
+		ok = qvm_check(is64[2], q, "qemu %d: BAR2 is a 64-bit BAR "
+		    "(%ju bytes)", q->n, (uintmax_t)size[2]);
+	if (!ok)
+		return (-1);
+	/* Where BAR0 and BAR1 go, there is room for so much. */
+	if (size[0] > BAR1_ADDR - BAR0_ADDR ||
+	    size[1] > BAR1_ADDR - BAR0_ADDR) {
+		qvm_check(0, q, "qemu %d: BAR0 and BAR1 of at most %ju bytes",
+		    q->n, (uintmax_t)(BAR1_ADDR - BAR0_ADDR));
+		return (-1);
+	}
+
+	if (bar_map(q, size[2]) == -1)
+		return (-1);
+	return (msix_setup(q, c));
+}
+
+/* Enable MSI-X, with every entry masked, and check it. */
+static int
+msix_setup(struct qvm *q, const struct qvm_conf *c)
+{
+	uint32_t	ctl, tab, pba;
+	int		cap, on = 0;
+
+	if (msix_find(q, &cap, &ctl, &tab, &pba) == -1)
+		return (-1);
+	if (cap == 0) {
+		qvm_check(0, q, "qemu %d: has an MSI-X capability", q->n);
+		return (-1);
+	}
+	if ((tab & 7) > 2 || (pba & 7) > 2) {
+		qvm_check(0, q, "qemu %d: MSI-X table and PBA in a known BAR",
+		    q->n);
+		return (-1);
+	}
+	fprintf(stderr, "qemu %d: MSI-X capability at 0x%x, %u vectors, "
+	    "table BAR%u+0x%x, PBA BAR%u+0x%x\n", q->n, cap, q->nvec,
+	    tab & 7, tab & ~7U, pba & 7, pba & ~7U);
+
+	/* The PBA is read into MAXVEC bits: never enable more. */
+	if (q->nvec == c->vectors &&
+	    msix_enable(q, cap, ctl, tab, pba, &on) == -1)
+		return (-1);
+	if (!qvm_check(on, q, "qemu %d: MSI-X enabled with %u vectors (has "
+	    "%u)", q->n, c->vectors, q->nvec))
+		return (-1);
+	return (0);
+}
+
+/*
+ * Start QEMU number n with qtest, set its device up and check that its
+ * IVPosition is want.  Each step is a check; -1 if the VM is unusable.
+ */
 int
-pba_read(struct qemu *q, uint32_t *words)
+qvm_up(struct qvm *q, int n, const struct qvm_conf *c, long want)
+{
+	uint64_t	pos;
+	int		nfailed;
+
+	if (!qvm_check(qvm_start(q, n, 1, c) == 0, q, "qemu %d starts and "
+	    "answers qtest", n))
+		return (-1);
+	/* Setup fails quietly only on qtest errors: say so then. */
+	nfailed = check_failures();
+	if (pci_setup(q, c) == -1) {
+		if (check_failures() == nfailed)
+			qvm_check(0, q, "qemu %d: the PCI device is set up", n);
+		return (-1);
+	}
+	if (qt_num(q, &pos, "readl 0x%jx", (uintmax_t)(q->bar[0] +
+	    IVPOSITION)) == -1) {
+		qvm_check(0, q, "qemu %d: IVPosition is %ld (no answer)", n,
+		    want);
+		return (-1);
+	}
+	q->id = (long)pos;
+	qvm_check(q->id == want, q, "qemu %d: IVPosition is %ld (read %ld)", n,
+	    want, q->id);
+	return (0);
+}
+
+/* Read the pending bits of all vectors, 32 to a word. */
+static int
+pba_read(struct qvm *q, uint32_t *words)
 {
 	uint64_t	v;
 	unsigned int	i;
@@ -647,7 +679,7 @@ pba_read(struct qemu *q, uint32_t *words)
  * is -1, and say what it shows otherwise.
  */
 int
-pba_expect(struct qemu *q, int vec)
+pba_expect(struct qvm *q, int vec)
 {
 	uint32_t	words[MAXVEC / 32];
 	char		list[MAXVEC * 5 + 1], num[16], who[64];
@@ -694,7 +726,7 @@ pba_expect(struct qemu *q, int vec)
  * works and readies it for the next test.  Then mask it again.
  */
 int
-msix_deliver(struct qemu *q, unsigned int vec)
+msix_deliver(struct qvm *q, unsigned int vec)
 {
 	uint64_t	entry, addr, data, got;
 

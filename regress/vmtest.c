@@ -21,13 +21,13 @@
 #include <err.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "ivclient.h"
+#include "lib.h"
 #include "qtest.h"
 
 #define EXIT_TIMEOUT	15000		/* ms: a refused QEMU to exit */
@@ -36,39 +36,28 @@
 #define NQEMU		3
 
 static void	 usage(void);
-static void	 check(int, struct qemu *, const char *, ...)
-		    __attribute__((__format__(__printf__, 3, 4)));
-static void	 kill_all(void);
-static void	 on_alarm(int);
-static void	 on_signal(int);
-static void	 cleanup(void);
-static int	 pci_setup(struct qemu *);
-static int	 msix_setup(struct qemu *);
-static int	 vm_start(struct qemu *, int);
-static void	 vm_header(struct qemu *);
+static int	 vm_start(struct qvm *, int);
+static void	 vm_header(struct qvm *);
 static void	 drain_g2h(void);
-static int	 ring_g2h(struct qemu *, int);
-static int	 ring_h2g(struct qemu *, int);
-static int	 share_mem(struct qemu *, int);
-static void	 vm_regions(struct qemu *);
-static void	 vm_refused(struct qemu *, struct qemu *);
-static void	 vm_restart(struct qemu *, struct qemu *);
+static int	 ring_g2h(struct qvm *, int);
+static int	 ring_h2g(struct qvm *, int);
+static int	 share_mem(struct qvm *, int);
+static void	 vm_regions(struct qvm *);
+static void	 vm_refused(struct qvm *, struct qvm *);
+static void	 vm_restart(struct qvm *, struct qvm *);
 static int	 client_setup(int, char **);
 
-static struct qemu_conf		  conf = {
-	"qemu-system-x86_64", NULL, NULL, 0, QEMU_LIFETIME, NULL
+static struct qvm_conf		  conf = {
+	"qemu-system-x86_64", NULL, NULL, 0, 0, QEMU_LIFETIME
 };
 static const char		 *clientsock;
 static struct ivclient_region	 *regions;
 static unsigned char		**maps;
 static int			  nregions;
-static unsigned int		  nvectors;	/* regions in the layout */
 static unsigned char		 *header;	/* as read from the shm fd */
 static size_t			  hdrsize;
 static char			  tmpdir[256];	/* holds a socket: short */
-static struct qemu		  qemus[NQEMU];
-static volatile sig_atomic_t	  nqemus;	/* started, for the handlers */
-static int			  failed;
+static struct qvm		  qemus[NQEMU];
 
 static void
 usage(void)
@@ -78,162 +67,23 @@ usage(void)
 	exit(1);
 }
 
-static void
-check(int ok, struct qemu *q, const char *fmt, ...)
-{
-	va_list	ap;
-
-	printf("%s - ", ok ? "ok" : "not ok");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (!ok) {
-		failed++;
-		if (q != NULL)
-			qemu_showerr(q);
-	}
-}
-
 /*
- * From a signal handler: kill every QEMU and remove what they leave,
- * with async-signal-safe calls only.  A qtest socket is gone already.
- */
-static void
-kill_all(void)
-{
-	int	i;
-
-	for (i = 0; i < nqemus; i++) {
-		if (qemus[i].pid > 0)
-			kill(qemus[i].pid, SIGKILL);
-		unlink(qemus[i].errpath);
-	}
-	rmdir(tmpdir);
-}
-
-static void
-on_alarm(int sig)
-{
-	static const char	msg[] = "not ok - vmtest ends within the "
-				    "watchdog time\n";
-
-	(void)sig;
-	kill_all();
-	write(STDOUT_FILENO, msg, sizeof(msg) - 1);
-	_exit(1);
-}
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	kill_all();
-	_exit(1);
-}
-
-static void
-cleanup(void)
-{
-	int	i;
-
-	for (i = 0; i < nqemus; i++)
-		qemu_remove(&qemus[i], tmpdir);
-	if (tmpdir[0] != '\0')
-		rmdir(tmpdir);
-}
-
-/*
- * Program the device as firmware would: BARs, memory decoding and bus
- * mastering (MSI-X messages are bus master writes), then MSI-X.
+ * Start VM n, set its device up, and wait until it holds every g2h and
+ * h2g eventfd the client holds: the server's handshake has then been
+ * taken whole, and a doorbell reaches the host.
  */
 static int
-pci_setup(struct qemu *q)
+vm_start(struct qvm *q, int n)
 {
-	uint64_t	size[3];
-	uint32_t	id;
-	int		is64[3];
+	pid_t	pids[2];
 
-	if (cfg_read(q, 0, &id) == -1) {
-		check(0, q, "qemu %d: PCI 00:%02x.0 is 1af4:1110 (no answer)",
-		    q->n, PCI_SLOT);
+	if (qvm_up(q, n, &conf, 1) == -1)
 		return (-1);
-	}
-	check(id == PCI_ID, q, "qemu %d: PCI 00:%02x.0 is 1af4:1110 "
-	    "(found %04x:%04x)", q->n, PCI_SLOT, id & 0xffff, id >> 16);
-	if (id != PCI_ID)
-		return (-1);
-
-	if (bar_probe_all(q, size, is64) == -1)
-		return (-1);
-	check(is64[2] && size[2] == regions[0].size, q, "qemu %d: BAR2 is a "
-	    "64-bit BAR of the window's size, %ju bytes", q->n,
-	    (uintmax_t)regions[0].size);
-	if (!is64[2] || size[0] > BAR1_ADDR - BAR0_ADDR ||
-	    size[1] > BAR1_ADDR - BAR0_ADDR)
-		return (-1);
-
-	if (bar_map(q, size[2]) == -1)
-		return (-1);
-	return (msix_setup(q));
-}
-
-/* Enable MSI-X, with every entry masked, and check it. */
-static int
-msix_setup(struct qemu *q)
-{
-	uint32_t	ctl, tab, pba;
-	int		cap, on;
-
-	if (msix_find(q, &cap, &ctl, &tab, &pba) == -1)
-		return (-1);
-	if (cap == 0) {
-		check(0, q, "qemu %d: has an MSI-X capability", q->n);
-		return (-1);
-	}
-	if (q->nvec > IVSHM_REGIONS_MAX) {
-		check(0, q, "qemu %d: at most %d MSI-X vectors (has %u)",
-		    q->n, IVSHM_REGIONS_MAX, q->nvec);
-		return (-1);
-	}
-	if ((tab & 7) > 2 || (pba & 7) > 2) {
-		check(0, q, "qemu %d: MSI-X table and PBA in a known BAR",
-		    q->n);
-		return (-1);
-	}
-	fprintf(stderr, "qemu %d: MSI-X capability at 0x%x, %u vectors, "
-	    "table BAR%u+0x%x, PBA BAR%u+0x%x\n", q->n, cap, q->nvec,
-	    tab & 7, tab & ~7U, pba & 7, pba & ~7U);
-
-	if (msix_enable(q, cap, ctl, tab, pba, &on) == -1)
-		return (-1);
-	check(on && q->nvec == nvectors, q, "qemu %d: MSI-X enabled with one "
-	    "vector per region (%u, expected %u)", q->n, q->nvec, nvectors);
-	return (0);
-}
-
-static int
-vm_start(struct qemu *q, int n)
-{
-	uint64_t	pos;
-	int		nfailed, ok;
-
-	ok = qemu_start(q, n, 1, &conf) == 0;
-	check(ok, q, "qemu %d starts and answers qtest", n);
-	if (!ok)
-		return (-1);
-	/* Setup fails quietly only on qtest errors: say so then. */
-	nfailed = failed;
-	if (pci_setup(q) == -1) {
-		if (failed == nfailed)
-			check(0, q, "qemu %d: the PCI device is set up", n);
-		return (-1);
-	}
-	if (qt_num(q, &pos, "readl 0x%jx", (uintmax_t)(q->bar[0] +
-	    IVPOSITION)) == -1)
-		pos = UINT64_MAX;
-	check(pos == 1, q, "qemu %d: IVPosition is 1 (read %jd)", n,
-	    (intmax_t)pos);
+	pids[0] = q->pid;
+	pids[1] = getpid();
+	qvm_check(wait_shared(pids, 2, 2 * nregions, EVENT_TIMEOUT) == 0, q,
+	    "qemu %d holds the g2h and h2g eventfds of the %d regions", n,
+	    nregions);
 	return (0);
 }
 
@@ -242,7 +92,7 @@ vm_start(struct qemu *q, int n)
  * shm fd, and name each region where the client socket said.
  */
 static void
-vm_header(struct qemu *q)
+vm_header(struct qvm *q)
 {
 	struct ivshm_header	 h;
 	struct ivshm_region	 e;
@@ -269,7 +119,7 @@ vm_header(struct qemu *q)
 		warnx("qemu %d: header differs at byte %zu", q->n, i);
 		ok = 0;
 	}
-	check(ok, q, "qemu %d: the header through BAR2 is the shm fd's, "
+	qvm_check(ok, q, "qemu %d: the header through BAR2 is the shm fd's, "
 	    "%zu bytes", q->n, hdrsize);
 
 	memcpy(&h, header, sizeof(h));
@@ -285,7 +135,7 @@ vm_header(struct qemu *q)
 				break;
 			}
 		}
-		check(ok, q, "qemu %d: region %s in the guest's header at "
+		qvm_check(ok, q, "qemu %d: region %s in the guest's header at "
 		    "0x%jx-0x%jx as the client socket said", q->n,
 		    regions[r].name, (uintmax_t)regions[r].begin,
 		    (uintmax_t)regions[r].end);
@@ -307,7 +157,7 @@ drain_g2h(void)
 
 /* The guest rings region r's doorbell: only r's g2h eventfd fires. */
 static int
-ring_g2h(struct qemu *q, int r)
+ring_g2h(struct qvm *q, int r)
 {
 	uint64_t	v;
 	int		i, ok = 1;
@@ -340,7 +190,7 @@ ring_g2h(struct qemu *q, int r)
 
 /* The host writes region r's h2g eventfd: only r's vector is pending. */
 static int
-ring_h2g(struct qemu *q, int r)
+ring_h2g(struct qvm *q, int r)
 {
 	uint64_t	one = 1;
 
@@ -368,7 +218,7 @@ ring_h2g(struct qemu *q, int r)
 
 /* A write on either side is seen on the other, at both region ends. */
 static int
-share_mem(struct qemu *q, int r)
+share_mem(struct qvm *q, int r)
 {
 	volatile uint64_t	*first, *last;
 	uint64_t		 tag, got, len;
@@ -402,19 +252,19 @@ share_mem(struct qemu *q, int r)
 }
 
 static void
-vm_regions(struct qemu *q)
+vm_regions(struct qvm *q)
 {
 	int	r;
 
 	for (r = 0; r < nregions; r++) {
-		check(ring_g2h(q, r) == 0, q, "qemu %d: doorbell %u fires "
+		qvm_check(ring_g2h(q, r) == 0, q, "qemu %d: doorbell %u fires "
 		    "only %s's g2h eventfd", q->n, regions[r].vector,
 		    regions[r].name);
-		check(ring_h2g(q, r) == 0, q, "qemu %d: %s's h2g eventfd "
+		qvm_check(ring_h2g(q, r) == 0, q, "qemu %d: %s's h2g eventfd "
 		    "makes only MSI-X vector %u pending", q->n,
 		    regions[r].name, regions[r].vector);
-		check(share_mem(q, r) == 0, q, "qemu %d: %s memory is shared "
-		    "both ways", q->n, regions[r].name);
+		qvm_check(share_mem(q, r) == 0, q, "qemu %d: %s memory is "
+		    "shared both ways", q->n, regions[r].name);
 	}
 }
 
@@ -423,26 +273,26 @@ vm_regions(struct qemu *q)
  * message QEMU finds fatal, not left hanging; the first carries on.
  */
 static void
-vm_refused(struct qemu *q1, struct qemu *q2)
+vm_refused(struct qvm *q1, struct qvm *q2)
 {
 	int	exited = 0, ok, r;
 
-	if (qemu_start(q2, 2, 0, &conf) == 0) {
-		if (!(exited = qemu_wait(q2, EXIT_TIMEOUT))) {
+	if (qvm_start(q2, 2, 0, &conf) == 0) {
+		if (!(exited = qvm_wait(q2, EXIT_TIMEOUT))) {
 			warnx("qemu 2 still runs after %d ms", EXIT_TIMEOUT);
-			qemu_kill(q2);
+			qvm_kill(q2);
 		}
 	}
 	ok = exited && WIFEXITED(q2->status) && WEXITSTATUS(q2->status) != 0 &&
-	    qemu_errhas(q2, "invalid ID");
-	check(ok, q2, "qemu 2, a second VM, exits non-zero saying "
+	    qvm_errhas(q2, "invalid ID");
+	qvm_check(ok, q2, "qemu 2, a second VM, exits non-zero saying "
 	    "\"invalid ID\"");
 	if (ok)
-		qemu_showerr(q2);	/* to show the message in the log */
+		qvm_showerr(q2);	/* to show the message in the log */
 
-	check(!qemu_exited(q1), q1, "qemu 1 still runs");
+	qvm_check(!qvm_exited(q1), q1, "qemu 1 still runs");
 	for (r = 0; r < nregions; r++)
-		check(ring_g2h(q1, r) == 0 && ring_h2g(q1, r) == 0, q1,
+		qvm_check(ring_g2h(q1, r) == 0 && ring_h2g(q1, r) == 0, q1,
 		    "qemu 1: %s rings both ways after qemu 2 was refused",
 		    regions[r].name);
 }
@@ -453,13 +303,25 @@ vm_refused(struct qemu *q1, struct qemu *q2)
  * eventfds, so the client's fds work on with no reconnect.
  */
 static void
-vm_restart(struct qemu *q1, struct qemu *q3)
+vm_restart(struct qvm *q1, struct qvm *q3)
 {
+	int	s;
+
 	if (q1->pid != -1) {
-		qemu_kill(q1);
-		check(q1->pid == -1 && WIFSIGNALED(q1->status) &&
+		qvm_kill(q1);
+		qvm_check(q1->pid == -1 && WIFSIGNALED(q1->status) &&
 		    WTERMSIG(q1->status) == SIGKILL, q1, "qemu 1 killed");
 	}
+	/*
+	 * QEMU 1's socket was closed when it was reaped.  The server polls
+	 * every socket each round, so once a client has had the version
+	 * it sends on accept, it has seen that end of file: qemu 3 cannot
+	 * be taken for a second VM.
+	 */
+	s = ivclient_connect(clientsock, IO_TIMEOUT);
+	if (!check(s != -1, "a client is served after qemu 1 is gone"))
+		return;
+	close(s);
 	fprintf(stderr, "qemu 3: the client keeps its connection and fds\n");
 	if (vm_start(q3, 3) == -1)
 		return;
@@ -482,7 +344,7 @@ client_setup(int argc, char *argv[])
 	    (maps = calloc(argc, sizeof(*maps))) == NULL)
 		err(1, NULL);
 	s = ivclient_connect(clientsock, IO_TIMEOUT);
-	check(s != -1, NULL, "client connects to the client socket");
+	check(s != -1, "client connects to the client socket");
 	if (s == -1)
 		return (-1);
 	for (i = 0; i < argc; i++) {
@@ -491,7 +353,7 @@ client_setup(int argc, char *argv[])
 		    (maps[i] = ivclient_map(&regions[i])) != NULL;
 		if (rv == 0)
 			warnx("%s: unknown region", argv[i]);
-		check(ok, NULL, "client gets region %s, its fds and header "
+		check(ok, "client gets region %s, its fds and header "
 		    "entry check out", argv[i]);
 		if (!ok)
 			return (-1);
@@ -503,25 +365,23 @@ client_setup(int argc, char *argv[])
 	for (i = 1; ok && i < nregions; i++)
 		ok = fstat(regions[i].shm, &st) == 0 &&
 		    st.st_dev == st0.st_dev && st.st_ino == st0.st_ino;
-	check(ok, NULL, "every region comes with the same shm");
+	check(ok, "every region comes with the same shm");
 
 	/* The largest table is some 10K: more is not an ivserver header. */
-	nvectors = regions[0].nregions;
-	conf.vectors = nvectors;
+	conf.vectors = regions[0].nregions;
+	conf.winsize = regions[0].size;
 	ok = pread(regions[0].shm, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
 	    (hdrsize = le32toh(h.header_size)) <= 65536 &&
 	    (header = malloc(hdrsize)) != NULL &&
 	    pread(regions[0].shm, header, hdrsize, 0) == (ssize_t)hdrsize;
-	check(ok, NULL, "the header is read from the shm, %zu bytes", hdrsize);
+	check(ok, "the header is read from the shm, %zu bytes", hdrsize);
 	return (ok ? 0 : -1);
 }
 
 int
 main(int argc, char *argv[])
 {
-	struct sigaction	 sa;
-	const char		*tmp;
-	int			 ch;
+	int	ch;
 
 	while ((ch = getopt(argc, argv, "Q:q:s:")) != -1) {
 		switch (ch) {
@@ -543,33 +403,9 @@ main(int argc, char *argv[])
 	if (conf.sock == NULL || clientsock == NULL || argc == 0)
 		usage();
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	for (ch = 0; ch < NQEMU; ch++) {
-		qemus[ch].pid = -1;
-		qemus[ch].qt = -1;
-	}
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = on_signal;
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = on_alarm;
-	sigaction(SIGALRM, &sa, NULL);
-	alarm(WATCHDOG);
-
-	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	if ((size_t)snprintf(tmpdir, sizeof(tmpdir), "%s/vmtest.XXXXXXXX",
-	    tmp) >= sizeof(tmpdir))
-		errx(1, "TMPDIR %s too long", tmp);
-	if (mkdtemp(tmpdir) == NULL)
-		err(1, "mkdtemp %s", tmpdir);
-	atexit(cleanup);
+	test_init("vmtest", WATCHDOG);
+	make_tmpdir(tmpdir, sizeof(tmpdir), "vmtest");
 	conf.dir = tmpdir;
-	conf.started = &nqemus;
 
 	if (client_setup(argc, argv) == -1)
 		return (1);
@@ -579,5 +415,5 @@ main(int argc, char *argv[])
 		vm_refused(&qemus[0], &qemus[1]);
 	}
 	vm_restart(&qemus[0], &qemus[2]);
-	return (failed ? 1 : 0);
+	return (check_failures() ? 1 : 0);
 }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "../ivclient.h"
+#include "../lib.h"
 
 /* The words at the start of every region; init.c has the same. */
 #define MSG_GMAGIC	UINT64_C(0x49564753)
@@ -140,7 +141,7 @@ main(int argc, char *argv[])
 {
 	struct sigaction	 sa;
 	struct pollfd		*pfd;
-	const char		*sock = NULL, *errstr;
+	const char		*sock = NULL;
 	char			 missing[512];
 	unsigned long		 want = 0, seen = 0;
 	unsigned int		 boots = 1, b;
@@ -149,22 +150,16 @@ main(int argc, char *argv[])
 	while ((ch = getopt(argc, argv, "b:n:s:t:")) != -1) {
 		switch (ch) {
 		case 'b':
-			boots = strtonum(optarg, 1, BOOTS_MAX, &errstr);
-			if (errstr != NULL)
-				errx(2, "-b %s: %s", optarg, errstr);
+			boots = getnum(optarg, 1, BOOTS_MAX, "-b");
 			break;
 		case 'n':
-			want = strtonum(optarg, 1, INT_MAX, &errstr);
-			if (errstr != NULL)
-				errx(2, "-n %s: %s", optarg, errstr);
+			want = getnum(optarg, 1, INT_MAX, "-n");
 			break;
 		case 's':
 			sock = optarg;
 			break;
 		case 't':
-			timeout = strtonum(optarg, 1, 3600, &errstr);
-			if (errstr != NULL)
-				errx(2, "-t %s: %s", optarg, errstr);
+			timeout = getnum(optarg, 1, 3600, "-t");
 			break;
 		default:
 			usage();
