@@ -27,9 +27,7 @@ check "ivclient: every region's offsets equal the -n table and the header" \
 check "unknown region: all ones and no fds" \
     grep -qx 'no_such_region unknown' "$T/unknown"
 
-# The baseline: the server's fds once it holds no connection.
-wait_for conns_are "$S/c" 0
-BASE=$(nfds "$PID")
+BASE=$(idle_fds "$S" "$PID")
 
 # raw name [option ...] -- [hex ...]: rawclient in the background, its
 # line in T/raw.name.  Each of these waits for the server's deadline

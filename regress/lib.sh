@@ -172,6 +172,13 @@ conns() {
 }
 conns_are() { [ "$(conns "$1")" -eq "$2" ]; }
 
+# idle_fds dir pid: the fds of the serving process pid once the server
+# holds no connection on dir/c, a baseline.
+idle_fds() {
+	wait_for conns_are "$1/c" 0
+	nfds "$2"
+}
+
 # count pattern file: the lines of file that match the pattern.
 count() {
 	_cn=$(grep -c -- "$1" "$2" 2>/dev/null)

@@ -14,9 +14,25 @@ S=$T/load
 start_server "$S" -t 10
 PID=$(server_child "$SERVERPID")
 serves "$S"
-wait_for conns_are "$S/c" 0
-BASE=$(nfds "$PID")
+BASE=$(idle_fds "$S" "$PID")
 RSS0=$(rss_kb "$SERVERPID")
+# start_load out want [option ...]: load in the background on S/c, its
+# output in T/load.out, once it has printed a line that matches want (any
+# with ''); LOADPID is its pid.  It holds on for up to 600 s.
+start_load() {
+	_out=$T/load.$1
+	_want=$2
+	shift 2
+	./load -s "$S/c" -t 600 "$@" >"$_out" &
+	LOADPID=$!
+	at_exit "kill $LOADPID 2>/dev/null"
+	[ -z "$_want" ] || wait_for grep -qs "$_want" "$_out"
+}
+stop_load() {
+	kill "$LOADPID" 2>/dev/null
+	wait "$LOADPID" 2>/dev/null
+}
+
 # handshakes n c: n handshakes, c at a time, all served.
 handshakes() {
 	./load -s "$S/c" -c "$2" -n "$1" -t 600 | grep -qx "served $1 failed 0"
@@ -47,15 +63,11 @@ check "clients closing at every byte of a request: still served" serves "$S"
 CUT='timed out\|Too many references\|send'
 N0=$(count "$CUT" "$S/server.log")
 cut_off() { [ "$(count "$CUT" "$S/server.log")" -gt "$N0" ]; }
-./load -s "$S/c" -F 100000 -t 600 >"$T/flood" &
-FLOOD=$!
-at_exit "kill $FLOOD 2>/dev/null"
-wait_for grep -qs '^flooded' "$T/flood"
+start_load flood '^flooded' -F 100000
 check "a client that never reads does not block the others" \
     eval 'serves "$S" && ! cut_off'
 check "and it is cut off at its deadline" wait_for cut_off
-kill "$FLOOD"
-wait "$FLOOD" 2>/dev/null
+stop_load
 check "the fd count is back to $BASE after the flood" \
     wait_for nfds_is "$PID" "$BASE"
 stop_server
@@ -66,14 +78,10 @@ stop_server
 # at a time.
 S=$T/limit
 start_server "$S" -t 2 -c 10
-./load -s "$S/c" -H 50 -t 600 >"$T/held" &
-HOLD=$!
-at_exit "kill $HOLD 2>/dev/null"
-wait_for grep -qs '^held' "$T/held"
+start_load held '^held' -H 50
 check "more silent connections than -c 10: a client is served in time" \
-    eval 'serves "$S" && alive "$HOLD"'
-kill "$HOLD"
-wait "$HOLD" 2>/dev/null
+    eval 'serves "$S" && alive "$LOADPID"'
+stop_load
 stop_server
 
 # Few fds: accept fails with EMFILE; the server waits instead of
@@ -82,13 +90,15 @@ S=$T/emfile
 mkdir -p "$S"
 start_server_cmd "$S/server.log" "$S/c" prlimit --nofile=64:64 \
     "$IVSERVER" -d -t 2 -c 1000 -q "$S/q" -s "$S/c"
-./load -s "$S/c" -H 200 -t 3 >"$T/held" &
-HOLD=$!
+# The 200 connections are held for 3 s, over which the messages are
+# counted.
+start_load held '' -H 200 -t 3
 check "out of fds: the server says so" \
     logged 'out of file descriptors' "$S/server.log"
 check "and is still running" alive "$SERVERPID"
-wait "$HOLD"
-check "and serves again when fds are free" serves "$S"
+wait "$LOADPID"
+check "and serves again when fds are free" serves "$S" ||
+    show server "$S/server.log"
 N=$(count 'out of file descriptors' "$S/server.log")
 check "and backed off rather than spinning ($N messages in 3 s)" \
     test "$N" -lt 100
@@ -132,14 +142,11 @@ stop_server
 # Under load once the server has connections of the load's.
 S=$T/term
 start_server "$S"
-./load -s "$S/c" -c 64 -n 10000000 -t 600 >/dev/null &
-LOAD=$!
-at_exit "kill $LOAD 2>/dev/null"
+start_load term '' -c 64 -n 10000000
 busy() { [ "$(conns "$S/c")" -gt 0 ]; }
 wait_for busy
 check "SIGTERM under load: exit 0" stop_server
 check "and nothing left behind" test ! -e "$S/q" -a ! -e "$S/c"
-kill "$LOAD" 2>/dev/null
-wait "$LOAD" 2>/dev/null
+stop_load
 
 finish

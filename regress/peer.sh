@@ -14,6 +14,14 @@ is() {
 	check "$1: \"$3\" (got \"$2\")" test "$2" = "$3"
 }
 
+# stopped what log: SIGTERM to the server, which exits 0, or its log
+# is shown.
+stopped() {
+	stop_server
+	_rc=$?
+	check "$1 (exit $_rc)" test $_rc -eq 0 || show server "$2"
+}
+
 # left n log: the server in peer mode logged n leaves, or more.
 left() {
 	[ "$(count 'peer [0-9]* (pid [0-9]*) left' "$2")" -ge "$1" ]
@@ -34,10 +42,7 @@ tally -p "peer mode" "peer mode: peertest" env TMPDIR="$D" \
     timeout -s KILL 330 ./peertest -S "$D/sock" -n 2 -l 4194304 \
     -p "$SERVERPID" -Q "$QEMU" -C ./peer
 check "peer mode: ivserver still runs" alive "$SERVERPID"
-stop_server
-rc=$?
-check "peer mode: SIGTERM, ivserver exits 0 (exit $rc)" test $rc -eq 0 ||
-    show ivserver "$D/server.log"
+stopped "peer mode: SIGTERM, ivserver exits 0" "$D/server.log"
 check "peer mode: and removes its socket" test ! -e "$D/sock"
 
 # --- the contrib ivshmem-server command line ------------------------------
@@ -74,10 +79,7 @@ is "ivshmem-server: the QEMU is still a peer" \
     "$(./peer -s "$T/s2" -n 2 2>"$T/p.err")" "id 1002 peers 1"
 check "ivshmem-server: the QEMU still runs" mapped
 
-stop_server
-rc=$?
-check "ivshmem-server: SIGTERM, exits 0 (exit $rc)" test $rc -eq 0 ||
-    show ivshmem-server "$T/s2.log"
+stopped "ivshmem-server: SIGTERM, exits 0" "$T/s2.log"
 check "ivshmem-server: SIGTERM removes the socket" test ! -e "$T/s2"
 check "ivshmem-server: SIGTERM removes the shm" test ! -e "/dev/shm/$SHM"
 stop_qemu
@@ -133,10 +135,7 @@ is "ivshmem-server: the staying peer saw every join and leave (exit $rc)" \
 grep -v '^peer [0-9]*: ' "$T/w.err" >"$T/w.msg"
 [ -s "$T/w.msg" ] && show peer "$T/w.msg"
 
-stop_server
-rc=$?
-check "ivshmem-server -m: SIGTERM, exits 0 (exit $rc)" test $rc -eq 0 ||
-    show ivshmem-server "$T/s3.log"
+stopped "ivshmem-server -m: SIGTERM, exits 0" "$T/s3.log"
 
 # Without -F it is a daemon with a pid file.
 timeout -s KILL "$WAIT" "$IVSH" -S "$T/s4" -M "$SHM-d" -l 1M \
