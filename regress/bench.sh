@@ -264,7 +264,7 @@ if start_server_cmd "$T/peers.log" "$T/peers" "$IVSERVER" -d -P 8 -c 200 \
 	done
 	hold			# the 100th
 	wait_for present "$held"
-	F=$(nfds "$(server_child "$SERVERPID")")
+	F=$(nfds "$SERVERCHILD")
 	R=$(rss_kb "$SERVERPID")
 	printf 'row\t%s\t%s\t-\t-\t-\t-\n' \
 	    "7. 100 peers of 8 vectors: server fds, RSS" \

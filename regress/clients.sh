@@ -13,8 +13,8 @@ REGRESS=$(cd "$(dirname "$0")" && pwd -P) && . "$REGRESS/lib.sh"
 # until the server closes.
 S=$T/s
 start_server "$S" -t 5
-PID=$(server_child "$SERVERPID")
-check "the serving process is a child of the parent" test -n "$PID"
+check "the serving process is a child of the parent" \
+    test "$(server_child "$SERVERPID")" = "$SERVERCHILD" -a -n "$SERVERCHILD"
 
 NAMES=$("$IVSERVER" -n | awk 'NR > 1 && $1 != "total" { print $1 }')
 "$IVSERVER" -n | awk 'NR > 1 && $1 != "total" { print $1, $2, $3, $5 }' \
@@ -27,7 +27,7 @@ check "ivclient: every region's offsets equal the -n table and the header" \
 check "unknown region: all ones and no fds" \
     grep -qx 'no_such_region unknown' "$T/unknown"
 
-BASE=$(idle_fds "$S" "$PID")
+BASE=$(idle_fds "$S" "$SERVERCHILD")
 
 # raw name [option ...] -- [hex ...]: rawclient in the background, its
 # line in T/raw.name.  Each of these waits for the server's deadline
@@ -90,8 +90,8 @@ check "silence past the deadline closes" got silence "bytes 4 fds 0 eof"
 check "a good client is served after the bad ones" sh -c \
     "./ivclient -s '$S/c' hwcomposer >/dev/null 2>&1"
 check "the server's fd count is back to its baseline ($BASE)" \
-    wait_for nfds_is "$PID" "$BASE"
-check "the server is still running" alive "$PID"
+    wait_for nfds_is "$SERVERCHILD" "$BASE"
+check "the server is still running" alive "$SERVERCHILD"
 
 stop_server
 finish

@@ -74,7 +74,7 @@ check "and the sockets are gone" test ! -e "$S/q" -a ! -e "$S/c"
 start_server "$S" -Q "$T/qemu.json"
 wait_for attached 3
 Q3=$(qemu_child "$SERVERPID")
-kill -9 "$(server_child "$SERVERPID")"
+kill -9 "$SERVERCHILD"
 await_server
 check "the serving process killed: ivserver exits 1" test $? -eq 1
 check "and stops QEMU" gone "$Q3"

@@ -40,6 +40,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/ivserver-$(basename "$0" .sh).XXXXXX") ||
 PASS=0
 FAIL=0
 SERVERPID=
+SERVERCHILD=
 _atexit=
 
 # at_exit command: run command at exit, the last registered first.
@@ -210,7 +211,8 @@ stop_pid() {
 # start_server_cmd log socket command [arg ...]: a server in the
 # foreground, its standard error added to log.  Returns once socket is
 # there and the serving process forked, and fails, showing the log,
-# when the server is gone instead.  SERVERPID is its pid.
+# when the server is gone instead.  SERVERPID is its pid, SERVERCHILD
+# that of its serving process.
 start_server_cmd() {
 	_ss_log=$1
 	_ss_sock=$2
@@ -218,6 +220,7 @@ start_server_cmd() {
 	"$@" 2>>"$_ss_log" &
 	SERVERPID=$!
 	if wait_for _server_up "$_ss_sock" && alive "$SERVERPID"; then
+		SERVERCHILD=$(server_child "$SERVERPID")
 		return 0
 	fi
 	echo "# the server on $_ss_sock did not start" >&2
@@ -257,12 +260,10 @@ await_server() {
 # kill_server: SIGKILL to the server and its serving process, as a
 # crash would, and wait until both are gone.
 kill_server() {
-	_ks_child=$(server_child "$SERVERPID")
-	# shellcheck disable=SC2086
-	kill -9 "$SERVERPID" $_ks_child 2>/dev/null
+	kill -9 "$SERVERPID" "$SERVERCHILD" 2>/dev/null
 	wait "$SERVERPID" 2>/dev/null
 	SERVERPID=
-	[ -z "$_ks_child" ] || wait_for gone "$_ks_child"
+	wait_for gone "$SERVERCHILD"
 }
 
 # server_child pid: the serving process, the first child of the

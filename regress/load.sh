@@ -12,9 +12,8 @@ REGRESS=$(cd "$(dirname "$0")" && pwd -P) && . "$REGRESS/lib.sh"
 # A client deadline of 10 s: the flood below is cut off after it.
 S=$T/load
 start_server "$S" -t 10
-PID=$(server_child "$SERVERPID")
 serves "$S"
-BASE=$(idle_fds "$S" "$PID")
+BASE=$(idle_fds "$S" "$SERVERCHILD")
 RSS0=$(rss_kb "$SERVERPID")
 # start_load out want [option ...]: load in the background on S/c, its
 # output in T/load.out, once it has printed a line that matches want (any
@@ -41,7 +40,7 @@ check "1,000 clients at once are all served" handshakes 1000 1000
 check "10,000 handshakes in a row are all served" handshakes 10000 1
 check "100,000 handshakes, 64 at a time, are all served" handshakes 100000 64
 check "after 111,000 handshakes the fd count is back to $BASE" \
-    wait_for nfds_is "$PID" "$BASE"
+    wait_for nfds_is "$SERVERCHILD" "$BASE"
 RSS1=$(rss_kb "$SERVERPID")
 # A sanitizer's allocator keeps freed memory in quarantine: there the
 # figure says nothing about the server.
@@ -69,7 +68,7 @@ check "a client that never reads does not block the others" \
 check "and it is cut off at its deadline" wait_for cut_off
 stop_load
 check "the fd count is back to $BASE after the flood" \
-    wait_for nfds_is "$PID" "$BASE"
+    wait_for nfds_is "$SERVERCHILD" "$BASE"
 stop_server
 
 # Held once load says "held": every connection is made before the
@@ -115,7 +114,6 @@ stop_server
 
 S=$T/qemu
 start_server "$S"
-PID=$(server_child "$SERVERPID")
 i=0
 while [ $i -lt 100 ]; do
 	start_qemu "$S/q" 10
@@ -136,7 +134,7 @@ wait_for settled
 A=$(count 'attached as peer 1' "$S/server.log")
 L=$(count 'peer 1 (pid [0-9]*) left' "$S/server.log")
 check "QEMU killed 100 times: the server is up ($A attached, $L left)" \
-    sh -c "kill -0 $PID && [ $A -eq $L ] && [ $A -gt 0 ]"
+    sh -c "kill -0 $SERVERCHILD && [ $A -eq $L ] && [ $A -gt 0 ]"
 check "and a host client is still served" serves "$S"
 start_qemu "$S/q" 10
 check "and a new QEMU attaches as peer 1" \

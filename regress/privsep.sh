@@ -29,7 +29,7 @@ S=$T/s
 
 chmod 755 "$T"
 start_server "$S"
-C=$(server_child "$SERVERPID")
+C=$SERVERCHILD
 # Once it has served, the serving process is in its loop: the drop of
 # privileges and the sandbox are behind it.
 serves "$S"
