@@ -97,7 +97,9 @@ ASUSER=
 start_server_cmd "$S/server.log" "$S/c" prlimit --nofile=64:64 \
     "$IVSERVER" -d -t 2 -c 1000 $ASUSER -q "$S/q" -s "$S/c"
 # The 200 connections are held for 3 s, over which the messages are
-# counted.
+# counted: one per pause of 100 ms, and one more for each fd that a
+# connection cut off at its deadline frees, up to 230 in all, where a
+# server that spins logs thousands a second.
 start_load held '' -H 200 -t 3
 check "out of fds: the server says so" \
     logged 'out of file descriptors' "$S/server.log"
@@ -107,7 +109,7 @@ check "and serves again when fds are free" serves "$S" ||
     show server "$S/server.log"
 N=$(count 'out of file descriptors' "$S/server.log")
 check "and backed off rather than spinning ($N messages in 3 s)" \
-    test "$N" -lt 100
+    test "$N" -lt 1000
 stop_server
 
 # --- QEMU killed at random points of its start and handshake -----------
