@@ -56,7 +56,7 @@ _cleanup() {
 	rm -rf "$T"
 }
 trap _cleanup EXIT
-trap 'exit 1' HUP INT TERM
+trap 'exit 1' HUP INT PIPE TERM
 
 # --- checks ------------------------------------------------------------
 
