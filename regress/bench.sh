@@ -12,11 +12,9 @@
 # Exits 1 if a figure could not be measured, 0 otherwise: a missed
 # target is a result, not a failure of the benchmark.
 
-set -u
-cd "$(dirname "$0")" || exit 1
+REGRESS=$(cd "$(dirname "$0")" && pwd -P) && . "$REGRESS/lib.sh"
 BEGIN=$(date +%s)
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
-IVSERVER=${IVSERVER:-../ivserver}
 RUNS=${RUNS:-5}
 CC=${CC:-cc}
 CFLAGS=${CFLAGS:--O2 -g}
@@ -56,62 +54,19 @@ $CC -D_GNU_SOURCE -DLIBBSD_OPENBSD_VIS -DNO_SANDBOX $BSD_CFLAGS $CFLAGS \
     -o ivserver-nosandbox ../*.c \
     $(pkg-config --libs libbsd-ctor libbsd-overlay) || exit 1
 
-T=$(mktemp -d /tmp/ivserver-bench.XXXXXX) || exit 1
 ROWS=$T/rows
 : > "$ROWS"
-SERVERPID=
 FAILED=0
 
-# Stop what was started here, by pid: a server's parent stops its
-# serving child on SIGTERM; a parent that will not is killed with it.
-stop_pid() {
-	_p=$1
-	_kids=$(pgrep -P "$_p" 2>/dev/null)
-	kill -TERM "$_p" 2>/dev/null || return 0
-	_i=0
-	while kill -0 "$_p" 2>/dev/null && [ $_i -lt 100 ]; do
-		sleep 0.05
-		_i=$((_i + 1))
-	done
-	if kill -0 "$_p" 2>/dev/null; then
-		say "pid $_p ignored SIGTERM: SIGKILL"
-		for _k in $_kids; do kill -9 "$_k" 2>/dev/null; done
-		kill -9 "$_p" 2>/dev/null
-	fi
-	wait "$_p" 2>/dev/null
-}
-cleanup() {
-	[ -n "$SERVERPID" ] && stop_pid "$SERVERPID"
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-# wait_sock path [tenths]: until a socket is there, 10 s by default.
-wait_sock() {
-	_i=0
-	while [ ! -S "$1" ]; do
-		_i=$((_i + 1))
-		[ $_i -gt "${2:-100}" ] && return 1
-		sleep 0.1
-	done
-}
-
-# start_server DIR [options]: ivserver in the foreground on DIR/q and
-# DIR/c, as regress/run starts it.
-start_server() {
+# pinned_server DIR [options]: ivserver in the foreground on DIR/q and
+# DIR/c, on the servers' CPU.
+pinned_server() {
 	_dir=$1
 	shift
 	mkdir -p "$_dir"
-	$SRVPIN "$IVSERVER" -d -q "$_dir/q" -s "$_dir/c" "$@" \
-	    2>>"$_dir/log" &
-	SERVERPID=$!
-	wait_sock "$_dir/c" || { say "server did not start:"; \
-	    cat "$_dir/log" >&2; return 1; }
-}
-stop_server() {
-	[ -n "$SERVERPID" ] && stop_pid "$SERVERPID"
-	SERVERPID=
+	# shellcheck disable=SC2086
+	start_server_cmd "$_dir/server.log" "$_dir/c" $SRVPIN "$IVSERVER" -d \
+	    -q "$_dir/q" -s "$_dir/c" "$@"
 }
 
 # run figure command...: the rows of one ivbench command, or a row that
@@ -144,7 +99,7 @@ layout() {
 # --- 1-3: host clients, the built-in layout --------------------------------
 
 S=$T/s1
-if start_server "$S"; then
+if pinned_server "$S"; then
 	say "1. handshake latency, one client at a time"
 	if [ -n "$SAME" ]; then
 		run "1. handshake" ./ivbench hs $SAME -s "$S/c" \
@@ -175,7 +130,7 @@ for n in 1 16 64; do
 	S=$T/vm$n
 	mkdir -p "$S"
 	layout "$S/layout.json" "$n"
-	if start_server "$S" -f "$S/layout.json"; then
+	if pinned_server "$S" -f "$S/layout.json"; then
 		run "4. VM attach, $n regions" ./ivbench vm $SAME -q "$S/q" \
 		    -s "$S/c" -N "$n" -n 300 -r "$RUNS"
 		stop_server
@@ -211,7 +166,7 @@ fi
 
 # cg kind count: sets CG to the instructions of the serving child (the
 # process that is not the parent) of kind "server" or "floor" over
-# count handshakes.  Not in a subshell: the trap must see SERVERPID.
+# count handshakes.  Not in a subshell: the cleanup must see SERVERPID.
 cg() {
 	CG=
 	_d=$T/cg-$1-$2
@@ -223,17 +178,18 @@ cg() {
 	else
 		set -- ./ivbench floorsrv "$_d/c"
 	fi
-	$ASUSER valgrind --tool=callgrind --trace-children=yes \
-	    --callgrind-out-file="$_d/cg.%p" "$@" 2>"$_d/log" &
-	SERVERPID=$!
+	# shellcheck disable=SC2086
+	start_server_cmd "$_d/server.log" "$_d/c" $ASUSER valgrind \
+	    --tool=callgrind --trace-children=yes \
+	    --callgrind-out-file="$_d/cg.%p" "$@" || { stop_server; return 1; }
 	_parent=$SERVERPID
-	if ! wait_sock "$_d/c" 300 || ! ./ivbench hsonly -s "$_d/c" -n "$_n"
-	then
-		cat "$_d/log" >&2
+	if ! ./ivbench hsonly -s "$_d/c" -n "$_n"; then
+		show server "$_d/server.log"
 		stop_server
 		return 1
 	fi
-	sleep 1		# the last close reaches the child before SIGTERM
+	# The last close has reached the child once it holds no connection.
+	wait_for conns_are "$_d/c" 0
 	stop_server
 	for _f in "$_d"/cg.*; do
 		[ "$_f" = "$_d/cg.$_parent" ] && continue
@@ -274,43 +230,52 @@ fi
 # --- 7. peer mode: the k-th join, and what 100 peers cost ----------------
 
 say "7. peer mode: joins with 8 vectors, 100 peers"
-"$IVSERVER" -d -P 8 -c 200 -q "$T/peers" 2> "$T/peers.log" &
-SERVERPID=$!
+# present n: n peers are in, by the server's log.
+present() {
+	[ $(($(count 'attached as peer' "$T/peers.log") -
+	    $(count ') left$' "$T/peers.log"))) -eq "$1" ]
+}
+# hold: one more peer that stays until the fifo's one writer, the
+# script's fd 3, is closed.
 HOLDERS=
-if wait_sock "$T/peers"; then
+hold() {
+	./peer -s "$T/peers" -n 8 -w 600000 <"$T/fifo" >/dev/null 2>&1 3>&- &
+	HOLDERS="$HOLDERS $!"
+	held=$((held + 1))
+}
+at_exit 'exec 3>&-; for h in $HOLDERS; do kill "$h" 2>/dev/null; done'
+if start_server_cmd "$T/peers.log" "$T/peers" "$IVSERVER" -d -P 8 -c 200 \
+    -q "$T/peers"; then
+	# Opened after the server started, which must not hold it too.
+	mkfifo "$T/fifo" || exit 1
+	exec 3<>"$T/fifo"
 	# Peers that stay, k - 1 of them, while the k-th joins 200 times.
 	held=0
 	for k in 1 10 100; do
 		while [ $held -lt $((k - 1)) ]; do
-			sleep 600 | ./peer -s "$T/peers" -n 8 -w 600000 \
-			    > /dev/null 2>&1 &
-			HOLDERS="$HOLDERS $!"
-			held=$((held + 1))
+			hold
 		done
-		sleep 1
+		wait_for present "$held"
 		J=$(./peer -s "$T/peers" -n 8 -j 200 2>/dev/null)
 		printf 'row\t%s\t%s\t-\t-\t-\t-\n' \
 		    "7. peer join p50 / p99, k = $k, 8 vectors" \
 		    "$(echo "$J" | awk '{ print $3 " / " $5 " us" }')" \
 		    >> "$ROWS"
 	done
-	sleep 600 | ./peer -s "$T/peers" -n 8 -w 600000 > /dev/null 2>&1 &
-	HOLDERS="$HOLDERS $!"			# the 100th
-	sleep 1
-	C=$(pgrep -P "$SERVERPID" | head -1)
-	F=$(ls /proc/"$C"/fd | wc -l)
-	R=$(cat /proc/"$SERVERPID"/status /proc/"$C"/status |
-	    awk '/^VmRSS:/ { n += $2 } END { print n }')
+	hold			# the 100th
+	wait_for present "$held"
+	F=$(nfds "$SERVERCHILD")
+	R=$(rss_kb "$SERVERPID")
 	printf 'row\t%s\t%s\t-\t-\t-\t-\n' \
 	    "7. 100 peers of 8 vectors: server fds, RSS" \
 	    "$F fds, $R KiB" >> "$ROWS"
 else
 	run "7. peer mode" false
 fi
-for h in $HOLDERS; do kill "$h" 2>/dev/null; done
-pkill -f "peer -s $T/peers" 2>/dev/null
-stop_pid "$SERVERPID"
-SERVERPID=
+exec 3>&-		# the holders see the end of their input
+for h in $HOLDERS; do await_pid "$h"; done
+HOLDERS=
+stop_server
 
 # --- the table ------------------------------------------------------------
 

@@ -12,44 +12,34 @@
 # pending bits.  "bench" measures the round trip guest ring -> host
 # answer -> guest interrupted, on both paths.
 #
-# Prints "ok - ..." or "not ok - ..." per check, the guest's console on
-# a failure, and exits 1 if any check failed.
+# Prints "ok - ..." or "not ok - ..." per check and the guest's console
+# on a failure.
 #
 # The kernel is whatever linux-image-<arch> depends on today, fetched
 # with apt-get download into cache/ once and reused from there.
 #
-# Environment: IVSERVER (../../ivserver), LAYOUT (../../conf/layout.json),
-# GUEST_ARCH (x86_64, plus aarch64 when its QEMU and cross compiler are
-# installed), ROUNDS (1000, for bench), QEMU_TIMEOUT (180 s per boot).
+# Environment: LAYOUT (../../conf/layout.json), GUEST_ARCH (x86_64, plus
+# aarch64 when its QEMU and cross compiler are installed), ROUNDS (1000,
+# for bench), QEMU_TIMEOUT (180 s per boot), and those of lib.sh.
 
-# Paths from the environment are the caller's.
-abspath() {
-	case $1 in
-	/*)	echo "$1" ;;
-	*)	echo "$(pwd)/$1" ;;
-	esac
-}
-[ -n "${IVSERVER:-}" ] && IVSERVER=$(abspath "$IVSERVER")
-[ -n "${LAYOUT:-}" ] && LAYOUT=$(abspath "$LAYOUT")
-cd "$(dirname "$0")" || exit 1
-here=$(pwd)
-IVSERVER=${IVSERVER:-$here/../../ivserver}
-LAYOUT=${LAYOUT:-$here/../../conf/layout.json}
-ROUNDS=${ROUNDS:-1000}
-QEMU_TIMEOUT=${QEMU_TIMEOUT:-180}
-CACHE=$here/cache
-OBJ=$here/obj
 mode=${1:-test}
-
 case $mode in
 test|bench)	;;
 *)	echo "usage: sh guest.sh [test | bench]" >&2; exit 2 ;;
 esac
 
+REGRESS=$(cd "$(dirname "$0")/.." && pwd -P) && . "$REGRESS/lib.sh"
+cd guest || exit 1
+here=$REGRESS/guest
+LAYOUT=${LAYOUT:-$REGRESS/../conf/layout.json}
+ROUNDS=${ROUNDS:-1000}
+QEMU_TIMEOUT=${QEMU_TIMEOUT:-180}
+CACHE=$here/cache
+OBJ=$here/obj
+
 if [ -z "${GUEST_ARCH:-}" ]; then
 	GUEST_ARCH=x86_64
-	if command -v qemu-system-aarch64 >/dev/null 2>&1 &&
-	    command -v aarch64-linux-gnu-gcc >/dev/null 2>&1; then
+	if have qemu-system-aarch64 && have aarch64-linux-gnu-gcc; then
 		GUEST_ARCH="$GUEST_ARCH aarch64"
 	else
 		echo "# aarch64 not run: install qemu-system-arm," \
@@ -57,40 +47,8 @@ if [ -z "${GUEST_ARCH:-}" ]; then
 	fi
 fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/guest.XXXXXXXX") || exit 1
-server=
 host=
-failed=0
-# shellcheck disable=SC2317
-cleanup() {
-	for p in $host $server; do
-		kill "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT TERM
-
-check() {
-	if [ "$1" -eq 0 ]; then
-		echo "ok - $2"
-		return 0
-	fi
-	echo "not ok - $2"
-	failed=1
-	return 1
-}
-
-# wait_for command: up to 10 s.
-wait_for() {
-	_i=0
-	while ! "$@"; do
-		_i=$((_i + 1))
-		[ $_i -gt 200 ] && return 1
-		sleep 0.05
-	done
-}
+at_exit 'stop_host 1 >/dev/null 2>&1'
 
 now() {
 	date +%s.%N
@@ -107,14 +65,14 @@ build_host() {
 	${CC:-cc} -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra \
 	    $(pkg-config --cflags libbsd-overlay) -I../.. -o "$OBJ/host" \
 	    host.c ../ivclient.c $(pkg-config --libs libbsd-overlay) \
-	    2>"$dir/host.cc"
+	    2>"$T/host.cc"
 }
 
 # build_init CC OUT: static, so that the initramfs needs no libc.
 # glibc rather than musl: musl-gcc does not see <linux/vfio.h>.
 build_init() {
 	"$1" -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra -static -s \
-	    -o "$2" init.c 2>"$dir/init.cc"
+	    -o "$2" init.c 2>"$T/init.cc"
 }
 
 # fetch_kernel DEBARCH: set kdir to an extracted kernel package in
@@ -139,7 +97,7 @@ fetch_kernel() {
 		rm -f "$_c"/*.deb
 		# shellcheck disable=SC2086
 		(cd "$_c" && apt-get $_apt download -q "$_pkg") \
-		    >"$dir/apt.log" 2>&1 || { cat "$dir/apt.log" >&2; return 1; }
+		    >"$T/apt.out" 2>&1 || { cat "$T/apt.out" >&2; return 1; }
 		_deb=$(ls "$_c/${_pkg}_"*.deb) || return 1
 		_x=${_deb%.deb}
 		rm -rf "$_x.tmp"
@@ -181,8 +139,8 @@ EOF
 	# Refresh at most once a day.
 	if [ -z "$(find "$_a/lists" -name '*Packages*' -mtime -1 2>/dev/null)" ]
 	then
-		apt-get -c "$_a/apt.conf" update -qq >"$dir/apt.log" 2>&1 ||
-		    { cat "$dir/apt.log" >&2; return 1; }
+		apt-get -c "$_a/apt.conf" update -qq >"$T/apt.out" 2>&1 ||
+		    { cat "$T/apt.out" >&2; return 1; }
 	fi
 }
 
@@ -207,7 +165,7 @@ pvh_kernel() {
 
 # initrd OUT INIT: the init and the vfio modules in load order.
 initrd() {
-	_r=$dir/root.$$
+	_r=$T/root.$$
 	rm -rf "$_r"
 	mkdir -p "$_r/lib/modules" || return 1
 	cp "$2" "$_r/init" || return 1
@@ -267,18 +225,8 @@ setup_arch() {
 		kernel=$kdir/boot/vmlinux
 	fi
 	build_init "$cross" "$OBJ/init-$1" ||
-	    { sed 's/^/# cc: /' "$dir/init.cc" >&2; return 1; }
+	    { sed 's/^/# cc: /' "$T/init.cc" >&2; return 1; }
 	initrd "$OBJ/initrd-$1.cpio" "$OBJ/init-$1"
-}
-
-# start_server ARCH: ivserver and the host client on its socket.
-start_server() {
-	d=$dir/$1
-	mkdir -p "$d" || return 1
-	"$IVSERVER" -d -f "$LAYOUT" -q "$d/q" -s "$d/c" 2>"$d/server.log" &
-	server=$!
-	wait_for test -S "$d/c" || { sed 's/^/# ivserver: /' \
-	    "$d/server.log" >&2; return 1; }
 }
 
 # boot ARCH N APPEND: one guest boot, its console in $d/console.N.
@@ -298,17 +246,14 @@ boot() {
 	return $_rc
 }
 
-# stop_host: the host client exits by itself once it has every ring it
-# waits for; after failed boots it would wait out its timeout instead,
-# so give it 5 s and then tell it to report what it has.
+# stop_host passed: the host client exits by itself once it has every
+# ring it waits for, which it has when every boot passed (passed 0);
+# after a failed boot it would wait out its timeout instead, so tell it
+# at once to report what it has.  Its exit status.
 stop_host() {
-	_i=0
-	while kill -0 "$host" 2>/dev/null && [ $_i -lt 100 ]; do
-		_i=$((_i + 1))
-		sleep 0.05
-	done
-	kill "$host" 2>/dev/null
-	wait "$host"
+	[ -n "$host" ] || return 0
+	[ "$1" -eq 0 ] && wait_for gone "$host"
+	stop_pid "$host"
 	_rc=$?
 	host=
 	return $_rc
@@ -321,19 +266,30 @@ guest_passed() {
 }
 
 show_console() {
-	sed "s/^/# console: /" "$d/console.$1" >&2
+	show console "$d/console.$1"
+}
+
+# start ARCH: ivserver and the host client on its socket, with
+# host options; fails when either is not there.
+start() {
+	_arch=$1
+	shift
+	d=$T/$_arch
+	check "$_arch: ivserver starts" start_server "$d" -f "$LAYOUT" ||
+	    return 1
+	"$OBJ/host" -s "$d/c" -t "$QEMU_TIMEOUT" "$@" >"$d/host.out" \
+	    2>"$d/host.err" &
+	host=$!
 }
 
 # run_test ARCH: boots 1 and 2 with vfio, 3 polling, one host client.
 run_test() {
-	start_server "$1" || { check 1 "$1: ivserver starts"; return; }
 	# shellcheck disable=SC2086
-	"$OBJ/host" -s "$d/c" -b 3 -t "$QEMU_TIMEOUT" $regions \
-	    >"$d/host.out" 2>"$d/host.err" &
-	host=$!
-	wait_for grep -q '^ready$' "$d/host.out"
-	check $? "$1: the host client holds every region"
+	start "$1" -b 3 $regions || return
+	check "$1: the host client holds every region" \
+	    logged '^ready$' "$d/host.out"
 
+	allgood=0
 	for n in 1 2 3; do
 		extra='' want=vfio-msix
 		[ "$n" -eq 3 ] && extra=ivtest.irq=pba want=pba
@@ -342,82 +298,71 @@ run_test() {
 		rc=$?
 		b1=$(now)
 		bad=0
-		guest_passed "$rc" "$n"
-		check $? "$1: boot $n: the guest rang every region and got \
-the host's answers (qemu exit $rc, $(elapsed "$b0" "$b1") s)" || bad=1
-		grep -q "^IVGUEST RESULT pass.* irq=$want " "$d/console.$n"
-		check $? "$1: boot $n: the answers came by $want" || bad=1
+		check "$1: boot $n: the guest rang every region and got \
+the host's answers (qemu exit $rc, $(elapsed "$b0" "$b1") s)" \
+		    guest_passed "$rc" "$n" || bad=1
+		check "$1: boot $n: the answers came by $want" grep -q \
+		    "^IVGUEST RESULT pass.* irq=$want " "$d/console.$n" ||
+		    bad=1
 		# What the guest read in the header against the socket.
 		sed -n 's/^IVGUEST region //p' "$d/console.$n" >"$d/guest.$n"
 		sed -n 's/^socket //p' "$d/host.out" >"$d/socket"
-		cmp -s "$d/guest.$n" "$d/socket"
-		check $? "$1: boot $n: the guest found the socket's offsets \
-and vectors in the header" || bad=1
+		check "$1: boot $n: the guest found the socket's offsets \
+and vectors in the header" cmp -s "$d/guest.$n" "$d/socket" || bad=1
 		if [ "$bad" -ne 0 ]; then
+			allgood=1
 			show_console "$n"
 			diff "$d/socket" "$d/guest.$n" | sed 's/^/# diff: /' >&2
 		fi
 		sed -n 's/^IVGUEST RESULT /# /p' "$d/console.$n"
 	done
 
-	stop_host
+	stop_host "$allgood"
 	rc=$?
-	sed -n 's/^\(not \)\{0,1\}ok - /&'"$1"': /p' "$d/host.out"
-	grep -q '^not ok' "$d/host.out" && failed=1
-	check "$rc" "$1: the host client exits 0 after the three boots"
-	[ "$rc" -eq 0 ] || sed 's/^/# host: /' "$d/host.err" >&2
-
-	kill -0 "$server" 2>/dev/null
-	check $? "$1: ivserver still runs after three guests"
-	kill "$server" 2>/dev/null
-	wait "$server" 2>/dev/null
-	server=
+	tally -p "$1" "$1: the host client's report" \
+	    grep '^\(not \)\{0,1\}ok - ' "$d/host.out"
+	check "$1: the host client exits 0 after the three boots" \
+	    test "$rc" -eq 0 || show host "$d/host.err"
+	check "$1: ivserver still runs after three guests" alive "$SERVERPID"
+	stop_server
 }
 
 # run_bench ARCH: the round trip, with vfio and then polling.
 run_bench() {
-	start_server "$1" || { check 1 "$1: ivserver starts"; return; }
 	first=${regions%% *}
-	"$OBJ/host" -s "$d/c" -b 2 -n "$((ROUNDS * 2))" \
-	    -t "$QEMU_TIMEOUT" "$first" >"$d/host.out" 2>"$d/host.err" &
-	host=$!
-	wait_for grep -q '^ready$' "$d/host.out"
-	check $? "$1: the host client holds $first"
+	start "$1" -b 2 -n "$((ROUNDS * 2))" "$first" || return
+	check "$1: the host client holds $first" logged '^ready$' "$d/host.out"
+	allgood=0
 	for n in 1 2; do
 		extra="ivtest.mode=bench ivtest.rounds=$ROUNDS"
 		[ "$n" -eq 2 ] && extra="$extra ivtest.irq=pba"
 		boot "$1" "$n" "$extra"
 		rc=$?
-		guest_passed "$rc" "$n"
-		check $? "$1: bench boot $n (qemu exit $rc)" ||
-		    show_console "$n"
+		check "$1: bench boot $n (qemu exit $rc)" \
+		    guest_passed "$rc" "$n" || { allgood=1; show_console "$n"; }
 		sed -n "s/^IVGUEST bench /# $1: round trip /p" "$d/console.$n"
 	done
-	stop_host
-	check $? "$1: the host client answered $((ROUNDS * 2)) rings"
-	kill "$server" 2>/dev/null
-	wait "$server" 2>/dev/null
-	server=
+	check "$1: the host client answered $((ROUNDS * 2)) rings" \
+	    stop_host "$allgood"
+	stop_server
 }
 
-command -v timeout >/dev/null 2>&1 && command -v cpio >/dev/null 2>&1
-check $? "timeout and cpio are installed"
-build_host
-check $? "the host client builds" || sed 's/^/# cc: /' "$dir/host.cc" >&2
-"$IVSERVER" -n -f "$LAYOUT" >"$dir/table" 2>"$dir/table.err"
+check "timeout and cpio are installed" eval 'have timeout && have cpio'
+check "the host client builds" build_host || show cc "$T/host.cc"
+"$IVSERVER" -n -f "$LAYOUT" >"$T/table" 2>"$T/table.err"
 regions=$(awk '$1 != "name" && $1 != "total" { printf "%s ", $1 }' \
-    "$dir/table")
-nvec=$(awk '$1 != "name" && $1 != "total"' "$dir/table" | wc -l)
-[ -n "$regions" ]
-check $? "ivserver -n lists the regions of ${LAYOUT##*/}" ||
-    sed 's/^/# /' "$dir/table.err" >&2
-[ "$failed" -eq 0 ] || exit 1
+    "$T/table")
+nvec=$(awk '$1 != "name" && $1 != "total"' "$T/table" | wc -l)
+check "ivserver -n lists the regions of ${LAYOUT##*/}" test -n "$regions" ||
+    show "ivserver -n" "$T/table.err"
+[ "$FAIL" -eq 0 ] || finish
 
 for arch in $GUEST_ARCH; do
 	t0=$(now)
 	setup_arch "$arch"
-	check $? "$arch: kernel $(basename "${kdir:-none}"), init and \
-initramfs ready ($(elapsed "$t0" "$(now)") s)" || continue
+	rc=$?
+	check "$arch: kernel $(basename "${kdir:-none}"), init and \
+initramfs ready ($(elapsed "$t0" "$(now)") s)" test $rc -eq 0 || continue
 	t0=$(now)
 	if [ "$mode" = bench ]; then
 		run_bench "$arch"
@@ -427,4 +372,4 @@ initramfs ready ($(elapsed "$t0" "$(now)") s)" || continue
 	echo "# $arch: $(elapsed "$t0" "$(now)") s for the $mode"
 done
 
-exit $failed
+finish
