@@ -46,7 +46,7 @@ say() { echo "bench: $*" >&2; }
 
 [ -x "$IVSERVER" ] || { say "no $IVSERVER: run make first"; exit 1; }
 say "building ivbench and ivserver-nosandbox"
-$CC $WARNFLAGS -D_GNU_SOURCE $BSD_CFLAGS -I.. $CFLAGS -o ivbench bench.c \
+$CC $WARNFLAGS -D_GNU_SOURCE $BSD_CFLAGS -I.. $CFLAGS -o ivbench bench.c lib.c \
     $BSD_LIBS || exit 1
 # valgrind cannot run under the serving child's seccomp filter, which
 # sandbox.c leaves out when built with NO_SANDBOX.
