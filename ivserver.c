@@ -8,6 +8,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -196,6 +197,11 @@ server_user(const char *name)
 		    USER_FALLBACK);
 	if (pw->pw_uid == 0)
 		fatalx("%s: will not serve as root", pw->pw_name);
+	/* Every other process running as nobody could signal the server. */
+	if (name == NULL && strcmp(pw->pw_name, USER_FALLBACK) == 0)
+		log_warnx("no user %s: serving as %s, which other daemons "
+		    "share; see ivserver(8) on creating %s", USER_DEFAULT,
+		    USER_FALLBACK, USER_DEFAULT);
 	copy = *pw;		/* only the ids are used */
 	if (mkdir(CHROOT_DIR, 0755) == -1 && errno != EEXIST)
 		fatal("%s", CHROOT_DIR);
@@ -276,6 +282,17 @@ parent_main(struct qemu *q, pid_t child, int ipc, int sigfd)
 	    SERVER_STOP_TIMEOUT)) != -1 && status != 0)
 		log_warnx("server process %s", exit_status(status));
 	return rv;
+}
+
+/* A POSIX shm name: "/" and a file name, not "." or "..". */
+static int
+valid_shmname(const char *name)
+{
+	const char	*f = name + 1;
+
+	return name[0] == '/' && f[0] != '\0' && strchr(f, '/') == NULL &&
+	    strcmp(f, ".") != 0 && strcmp(f, "..") != 0 &&
+	    strlen(f) <= NAME_MAX;
 }
 
 /* What the command line asks for, in either syntax. */
@@ -473,29 +490,66 @@ compat_options(int argc, char *argv[], struct opts *o, struct server *srv,
 }
 
 /*
- * A pid file for the daemon, as QEMU's server writes one.  Never
- * through a link: the parent is privileged.
+ * A pid file for the daemon, as QEMU's server writes one, held locked
+ * for the daemon's life: a second instance given the same file says so
+ * and exits rather than take it over.  Never through a link, never a
+ * FIFO or device (the open does not block), and only a file with one
+ * name: the parent is privileged.
  */
 static int
-write_pidfile(const char *path)
+pid_open(const char *path, struct stat *sb)
 {
-	char	 buf[32];
-	int	 fd, n;
+	int	 fd;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-	    0644);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC, 0644);
 	if (fd == -1) {
 		log_warn("%s", path);
 		return -1;
 	}
-	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (write(fd, buf, n) != n) {
-		log_warn("%s", path);
+	if (fstat(fd, sb) == -1 || !S_ISREG(sb->st_mode) ||
+	    sb->st_nlink != 1) {
+		log_warnx("%s: not a regular file with one link", path);
 		close(fd);
 		return -1;
 	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		log_warnx("%s: locked by another running instance", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Once detached: the daemon's own pid. */
+static void
+pid_write(const char *path, int fd)
+{
+	char	 buf[32];
+	int	 n;
+
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, n, 0) != n)
+		log_warn("%s", path);
+}
+
+/* Remove the pid file if it is still the one written, with our pid. */
+static void
+pid_remove(const char *path, int fd, const struct stat *sb)
+{
+	struct stat	 st;
+	char		 buf[32], want[32];
+	ssize_t		 n;
+
+	snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+	if (lstat(path, &st) == 0 && st.st_dev == sb->st_dev &&
+	    st.st_ino == sb->st_ino &&
+	    (n = pread(fd, buf, sizeof(buf) - 1, 0)) > 0) {
+		buf[n] = '\0';
+		if (strcmp(buf, want) == 0)
+			(void)unlink(path);
+	}
 	close(fd);
-	return 0;
 }
 
 int
@@ -509,7 +563,8 @@ main(int argc, char *argv[])
 	char		 qbuf[PATH_MAX], cbuf[PATH_MAX], pbuf[PATH_MAX];
 	mode_t		 mode;
 	pid_t		 child;
-	int		 rv, ipc[2], sigfd, pidfile = 0;
+	struct stat	 pidsb;
+	int		 rv, ipc[2], sigfd, pidfd = -1;
 
 	log_init(1, LOG_DAEMON);	/* stderr until the daemon detaches */
 	memset(&layout, 0, sizeof(layout));
@@ -528,8 +583,7 @@ main(int argc, char *argv[])
 	else
 		options(argc, argv, &o, &srv, &layout);
 	log_setverbose(o.verbose);
-	if (layout.backing == BACKING_POSIX && (layout.shmname[0] != '/' ||
-	    strchr(layout.shmname + 1, '/') != NULL))
+	if (layout.backing == BACKING_POSIX && !valid_shmname(layout.shmname))
 		fatalx("-M %s: the name must be one '/' and a file name",
 		    layout.shmname);
 
@@ -593,12 +647,19 @@ main(int argc, char *argv[])
 		layout_free(&layout);
 		exit(1);
 	}
+	if (!o.dflag && o.pidfile != NULL &&
+	    (pidfd = pid_open(o.pidfile, &pidsb)) == -1) {
+		listener_close(&srv.qemu);
+		listener_close(&srv.client);
+		layout_free(&layout);
+		exit(1);
+	}
 	if (!o.dflag) {
 		if (daemon(0, 0) == -1)
 			fatal("daemon");
 		log_init(0, LOG_DAEMON);
-		if (o.pidfile != NULL)
-			pidfile = write_pidfile(o.pidfile) == 0;
+		if (pidfd != -1)
+			pid_write(o.pidfile, pidfd);
 	}
 	if (srv.peermode && layout.nregions > srv.nvectors)
 		log_warnx("%u regions but %u vectors per peer: the vectors of "
@@ -616,12 +677,16 @@ main(int argc, char *argv[])
 	/* Split: the server drops everything, the parent keeps nothing. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ipc) == -1)
 		fatal("socketpair");
+	signals_hold(1);
 	if ((child = fork()) == -1)
 		fatal("fork");
 	if (child == 0) {
 		close(ipc[0]);
+		if (pidfd != -1)
+			close(pidfd);
 		server_main(&srv, pw, ipc[1]);
 	}
+	signals_hold(0);
 	close(ipc[1]);
 	close(srv.qemu.fd);
 	if (srv.client.fd != -1)
@@ -636,8 +701,8 @@ main(int argc, char *argv[])
 	listener_close(&srv.client);
 	layout_free(&layout);
 	qemu_free(&qemu);
-	if (pidfile)
-		(void)unlink(o.pidfile);
+	if (pidfd != -1)
+		pid_remove(o.pidfile, pidfd, &pidsb);
 	free(srv.allow_uid);
 	free(srv.allow_gid);
 	return rv;

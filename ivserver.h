@@ -72,6 +72,7 @@ struct server {
 	int		 sigfd;		/* read end of the signal pipe */
 	int		 ipcfd;		/* from the parent: QEMU's pid */
 	unsigned int	 maxclients;
+	unsigned int	 nofile;	/* RLIMIT_NOFILE of the server */
 	int		 timeout;	/* client deadline, milliseconds */
 	int		 launched;	/* only the launched QEMU may attach */
 	int		 peermode;	/* every client a peer, no host side */
@@ -234,6 +235,7 @@ int64_t	now_ms(void);
 uint64_t parse_size(const char *, const char **);
 int	signals_init(void);
 int	signals_read(void);
+void	signals_hold(int);
 const char *exit_status(int);
 int	child_stop(pid_t, const char *, int);
 

@@ -25,11 +25,12 @@
 #include "log.h"
 
 #define JSON_FILE_MAX		(256 * 1024)
+#define JSON_DEPTH_MAX		16	/* the files need 3: no recursion bomb */
 #define TOK(c)			((jsmntok_t *)(c)->tok)
 
 static void	vjson_err(struct json *, size_t, const char *, const char *,
 		    va_list) __attribute__((__format__(__printf__, 4, 0)));
-static int	json_check(struct json *, int);
+static int	json_check(struct json *, int, int);
 
 static void
 vjson_err(struct json *c, size_t off, const char *field, const char *fmt,
@@ -96,7 +97,7 @@ gap_ok(const char *js, size_t a, size_t b, char sep)
 	int	 seen = 0;
 
 	for (; a < b; a++) {
-		if (js[a] == sep && !seen)
+		if (sep != 0 && js[a] == sep && !seen)
 			seen = 1;
 		else if (!isspace((unsigned char)js[a]))
 			return 0;
@@ -140,10 +141,11 @@ valid_number(const char *s, size_t n)
  * jsmn, even in strict mode, accepts missing or extra commas and any
  * primitive that starts like a literal.  Check the grammar it skips:
  * separators between tokens and the spelling of every primitive.
- * Returns the index after the subtree at t, or -1.
+ * Returns the index after the subtree at t, or -1.  The depth is
+ * bounded here, so json_skip's recursion is bounded too.
  */
 static int
-json_check(struct json *c, int t)
+json_check(struct json *c, int t, int depth)
 {
 	jsmntok_t	*p = &TOK(c)[t];
 	const char	*s = c->js + p->start;
@@ -161,6 +163,11 @@ json_check(struct json *c, int t)
 	}
 	if (p->type == JSMN_STRING)
 		return t + 1;
+	if (depth >= JSON_DEPTH_MAX) {
+		json_err(c, t, "syntax", "nested deeper than %d levels",
+		    JSON_DEPTH_MAX);
+		return -1;
+	}
 	prev = p->start + 1;
 	i = t + 1;
 	for (k = 0; k < p->size; k++) {
@@ -189,7 +196,7 @@ json_check(struct json *c, int t)
 			}
 		}
 		prev = span_end(&TOK(c)[i]);
-		if ((i = json_check(c, i)) == -1)
+		if ((i = json_check(c, i, depth + 1)) == -1)
 			return -1;
 	}
 	if (!gap_ok(c->js, prev, p->end - 1, 0)) {
@@ -294,7 +301,7 @@ json_parse(struct json *c, const char *name, const char *js, size_t len)
 		json_err(c, -tok[0].end - 1, "syntax",
 		    "text after the end of the object");
 	else
-		(void)json_check(c, 0);
+		(void)json_check(c, 0, 0);
 	if (c->errors) {
 		json_free(c);
 		return -1;

@@ -315,16 +315,16 @@ layout_place(struct layout *l)
 int
 layout_raw(struct layout *l, uint64_t size)
 {
+	l->file = "raw window";
 	if (l->page == 0)
 		l->page = (uint64_t)sysconf(_SC_PAGESIZE);
 	if (size < l->page)
 		size = l->page;
 	if (size > WINDOW_MAX) {
-		log_warnx("window of %ju bytes: larger than the 1T limit",
-		    (uintmax_t)size);
+		log_warnx("-l: a window of %ju bytes is larger than the 1T "
+		    "limit", (uintmax_t)size);
 		return -1;
 	}
-	l->file = "raw window";
 	l->nregions = 0;
 	l->hdrsize = 0;
 	l->size = roundup_pow2(size);

@@ -12,19 +12,25 @@
 
 #include <sys/types.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#ifdef __linux__
+#include <linux/sockios.h>
+#endif
 
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 #include <vis.h>
 
@@ -36,6 +42,19 @@
 #define ACCEPT_BACKOFF		100	/* ms without accept after EMFILE */
 #define ACCEPT_BATCH		64	/* clients accepted in one round */
 #define REFUSED_ID		(-1)	/* fatal to QEMU during its setup */
+#define HOLD_TICK		10	/* ms between looks at held replies */
+#define UID_INFLIGHT_MAX	96	/* unread fds one uid's clients hold */
+#define LOG_PER_CONN		4	/* lines one connection may cause */
+#define LOG_PER_SECOND		100	/* lines all of them may cause */
+
+/*
+ * What a connection may make the server log: a few lines, and within
+ * the rate all connections share; what is left out is counted.
+ */
+struct logquota {
+	unsigned int		 left;
+	unsigned int		 dropped;
+};
 
 /* One 8-byte message, with an fd we own, waiting for a slow peer. */
 struct msg {
@@ -55,14 +74,17 @@ struct peer {
 	unsigned int		 qlen;
 	int			 joined; /* has an ID and vectors */
 	int			 closing; /* close once outq drains */
+	int			 stalled; /* ETOOMANYREFS: retry on a tick */
 	int			 dead;
 	pid_t			 pid;
+	struct logquota		 quota;
 };
 
 enum cstate {
 	C_LEN,		/* reading the u16 name length */
 	C_NAME,		/* reading the name */
-	C_SEND		/* sending out[] and fds */
+	C_SEND,		/* sending out[] and fds */
+	C_DRAIN		/* closed to us, its replies not yet read */
 };
 
 /* A host client. */
@@ -76,14 +98,19 @@ struct conn {
 	size_t			 outlen, outoff;
 	int			 fds[3];
 	int			 nfds;	/* to go with the next byte */
+	int			 held;	/* the reply waits for a tick */
+	unsigned int		 unread; /* fds sent, maybe not received */
 	int64_t			 deadline;
 	int			 dead;
+	int			 gone;	/* the client closed its end */
 	pid_t			 pid;
 	uid_t			 uid;
+	struct logquota		 quota;
 };
 
 static TAILQ_HEAD(, peer)	 peers = TAILQ_HEAD_INITIALIZER(peers);
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
+static TAILQ_HEAD(, conn)	 drains = TAILQ_HEAD_INITIALIZER(drains);
 static struct peer		 self;	/* peer 0 */
 static int			*g2h, *h2g;
 static unsigned int		 nconns, nvms;
@@ -91,6 +118,11 @@ static unsigned char		 idmap[(IVSHM_PEER_MAX + 1) / 8];
 static unsigned int		 nextid;
 static int64_t			 accept_resume;
 static struct server		*srv;
+static unsigned int		 inflight, inflight_max;
+static unsigned int		 nstalled;
+static int64_t			 logsecond;
+static unsigned int		 loglines;
+static unsigned long		 logdropped;
 
 static void
 peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid)
@@ -146,6 +178,82 @@ allowed(uid_t uid, gid_t gid)
 	return 0;
 }
 
+static void	qlog(struct logquota *, int, const char *, ...)
+		    __attribute__((__format__(__printf__, 3, 4)));
+
+static void
+quota_init(struct logquota *q)
+{
+	q->left = LOG_PER_CONN;
+	q->dropped = 0;
+}
+
+/*
+ * Whether one more line about clients and peers may be logged in this
+ * second; one line then says how many the last second left out.
+ */
+static int
+lograte_ok(void)
+{
+	int64_t	 sec = now_ms() / 1000;
+
+	if (sec != logsecond) {
+		if (logdropped > 0)
+			log_info("%lu more lines about clients and peers "
+			    "suppressed", logdropped);
+		logsecond = sec;
+		loglines = 0;
+		logdropped = 0;
+	}
+	if (loglines >= LOG_PER_SECOND) {
+		logdropped++;
+		return 0;
+	}
+	loglines++;
+	return 1;
+}
+
+/* A line a connection caused: within its quota and the shared rate. */
+static void
+qlog(struct logquota *q, int pri, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (q->left == 0) {
+		q->dropped++;
+		return;
+	}
+	if (!lograte_ok())
+		return;
+	q->left--;
+	va_start(ap, fmt);
+	vlog(pri, fmt, ap);
+	va_end(ap);
+}
+
+/* When it ends: how many of its lines were left out. */
+static void
+quota_end(struct logquota *q, const char *what, long who)
+{
+	if (q->dropped > 0 && lograte_ok())
+		log_info("%s %ld: %u more lines suppressed", what, who,
+		    q->dropped);
+}
+
+/* The serving user's fds in flight: the system's limit, not a peer's. */
+static void
+log_toomanyrefs(void)
+{
+	static int64_t	 last;
+	int64_t		 now = now_ms();
+
+	if (last == 0 || now - last >= 10000) {
+		log_warnx("descriptors in flight: the limit of the serving "
+		    "user is reached; sends wait until clients read theirs");
+		last = now;
+	}
+}
+
 /*
  * Send data with up to three fds in one message.  Returns bytes sent,
  * 0 when the socket is full, -1 on error.
@@ -189,13 +297,25 @@ send_fds(int s, const void *buf, size_t len, const int *fds, int nfds)
  * QEMU side.
  */
 
+/*
+ * One message: 1 sent, 0 to be retried (the socket is full, or the
+ * serving user has too many fds in flight, which the peer is not to
+ * blame for: it waits for a tick), -1 on an error.
+ */
 static int
-peer_sendmsg(int s, int64_t val, int fd)
+peer_sendmsg(struct peer *p, int64_t val, int fd)
 {
 	uint64_t	 le = htole64((uint64_t)val);
 	ssize_t		 n;
 
-	n = send_fds(s, &le, sizeof(le), &fd, fd == -1 ? 0 : 1);
+	n = send_fds(p->fd, &le, sizeof(le), &fd, fd == -1 ? 0 : 1);
+	if (n == -1 && errno == ETOOMANYREFS) {
+		log_toomanyrefs();
+		if (!p->stalled)
+			nstalled++;
+		p->stalled = 1;
+		return 0;
+	}
 	if (n == -1 || (n > 0 && n != sizeof(le)))
 		return -1;	/* 8 bytes in a fresh skb are never split */
 	return n == 0 ? 0 : 1;
@@ -208,7 +328,8 @@ peer_send_failed(struct peer *p)
 	if (errno == EPIPE || errno == ECONNRESET)
 		log_debug("peer %u: gone while being told", p->id);
 	else
-		log_warn("peer %u: send", p->id);
+		qlog(&p->quota, LOG_ERR, "peer %u: send: %s", p->id,
+		    strerror(errno));
 	p->dead = 1;
 }
 
@@ -226,7 +347,7 @@ peer_send(struct peer *p, int64_t val, int fd)
 	if (p->fd == -1 || p->dead)
 		return;
 	if (STAILQ_EMPTY(&p->outq)) {
-		if ((rv = peer_sendmsg(p->fd, val, fd)) == 1)
+		if ((rv = peer_sendmsg(p, val, fd)) == 1)
 			return;
 		if (rv == -1) {
 			peer_send_failed(p);
@@ -262,8 +383,12 @@ peer_flush(struct peer *p)
 	struct msg	*m;
 	int		 rv;
 
+	if (p->stalled) {
+		p->stalled = 0;
+		nstalled--;
+	}
 	while ((m = STAILQ_FIRST(&p->outq)) != NULL) {
-		if ((rv = peer_sendmsg(p->fd, m->val, m->fd)) == 0)
+		if ((rv = peer_sendmsg(p, m->val, m->fd)) == 0)
 			return;
 		if (rv == -1) {
 			peer_send_failed(p);
@@ -291,6 +416,9 @@ peer_free(struct peer *p)
 			close(m->fd);
 		free(m);
 	}
+	if (p->stalled)
+		nstalled--;
+	quota_end(&p->quota, "peer", p->id);
 	if (p->fd != -1)
 		close(p->fd);
 	if (p->own != NULL) {
@@ -313,7 +441,8 @@ peer_leave(struct peer *p)
 		nvms--;
 		if (srv->peermode)
 			idmap[p->id / 8] &= ~(1U << (p->id % 8));
-		log_info("peer %u (pid %ld) left", p->id, (long)p->pid);
+		qlog(&p->quota, LOG_INFO, "peer %u (pid %ld) left", p->id,
+		    (long)p->pid);
 		TAILQ_FOREACH(q, &peers, entry)
 			peer_send(q, p->id, -1);
 	}
@@ -359,8 +488,8 @@ peer_join(struct peer *p)
 static void
 peer_refuse(struct peer *p, const char *why)
 {
-	log_warnx("%s (pid %ld) refused: %s", srv->peermode ? "peer" : "VM",
-	    (long)p->pid, why);
+	qlog(&p->quota, LOG_ERR, "%s (pid %ld) refused: %s",
+	    srv->peermode ? "peer" : "VM", (long)p->pid, why);
 	p->closing = 1;
 	peer_send(p, IVSHM_CLIENT_VERSION, -1);
 	peer_send(p, REFUSED_ID, -1);
@@ -440,6 +569,7 @@ peer_accept(void)
 		return;
 	}
 	p->fd = s;
+	quota_init(&p->quota);
 	STAILQ_INIT(&p->outq);
 	peer_cred(s, &p->pid, &uid, &gid);
 	TAILQ_INSERT_TAIL(&peers, p, entry);
@@ -468,7 +598,7 @@ peer_accept(void)
 	}
 	nvms++;
 	p->joined = 1;
-	log_info("%s (pid %ld, uid %ld) attached as peer %u",
+	qlog(&p->quota, LOG_INFO, "%s (pid %ld, uid %ld) attached as peer %u",
 	    srv->peermode ? "peer" : "VM", (long)p->pid, (long)uid, p->id);
 	peer_join(p);
 }
@@ -484,7 +614,8 @@ peer_input(struct peer *p)
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n > 0)
-		log_warnx("peer %u sent data; disconnecting", p->id);
+		qlog(&p->quota, LOG_ERR, "peer %u sent data; disconnecting",
+		    p->id);
 	p->dead = 1;
 }
 
@@ -494,14 +625,107 @@ peer_input(struct peer *p)
 
 static void	conn_output(struct conn *);
 
+/*
+ * Whether the client has taken every fd sent to it: the kernel charges
+ * the serving user for each one passed and not yet received, and past
+ * its RLIMIT_NOFILE fails every send with ETOOMANYREFS, for everyone.
+ */
+static void
+conn_refresh(struct conn *c)
+{
+#ifdef SIOCOUTQ
+	int	 q;
+
+	if (c->unread == 0 || ioctl(c->fd, SIOCOUTQ, &q) == -1 || q != 0)
+		return;
+#endif
+	inflight -= c->unread;
+	c->unread = 0;
+}
+
+/* The counts are stale once a client reads: at most once a tick. */
+static void
+conns_refresh(void)
+{
+	static int64_t	 last;
+	struct conn	*c;
+	int64_t		 now = now_ms();
+
+	if (now - last < HOLD_TICK)
+		return;
+	last = now;
+	TAILQ_FOREACH(c, &conns, entry)
+		conn_refresh(c);
+	TAILQ_FOREACH(c, &drains, entry)
+		conn_refresh(c);
+}
+
+static unsigned int
+uid_inflight(uid_t uid)
+{
+	struct conn	*c;
+	unsigned int	 n = 0;
+
+	TAILQ_FOREACH(c, &conns, entry)
+		if (c->uid == uid)
+			n += c->unread;
+	TAILQ_FOREACH(c, &drains, entry)
+		if (c->uid == uid)
+			n += c->unread;
+	return n;
+}
+
+/*
+ * Whether a reply with nfds fds may go to c now: one unread reply per
+ * connection, UID_INFLIGHT_MAX unread fds for the clients of one uid,
+ * inflight_max in all, so that the rest of the serving user's limit
+ * stays free for the VM's handshake.
+ */
+static int
+conn_may_pass(struct conn *c, unsigned int nfds)
+{
+	conn_refresh(c);
+	if (c->unread > 0)
+		return 0;
+	if (inflight + nfds <= inflight_max &&
+	    inflight + nfds <= UID_INFLIGHT_MAX)
+		return 1;
+	conns_refresh();
+	if (inflight + nfds > inflight_max)
+		return 0;
+	return uid_inflight(c->uid) + nfds <= UID_INFLIGHT_MAX;
+}
+
 static void
 conn_free(struct conn *c)
 {
-	TAILQ_REMOVE(&conns, c, entry);
+	quota_end(&c->quota, "client pid", (long)c->pid);
+	inflight -= c->unread;
 	close(c->fd);
 	free(c);
+}
+
+/*
+ * A connection that ends: gone at once, unless the client still holds
+ * fds it has not read.  Those stay charged to the serving user until it
+ * reads or closes its end, so the connection waits for that, counted
+ * against the limits, but no longer against -c.
+ */
+static void
+conn_close(struct conn *c)
+{
+	TAILQ_REMOVE(&conns, c, entry);
 	nconns--;
 	accept_resume = 0;	/* an fd is free again */
+	conn_refresh(c);
+	if (c->unread == 0) {
+		conn_free(c);
+		return;
+	}
+	c->state = C_DRAIN;
+	c->held = 0;
+	c->dead = 0;
+	TAILQ_INSERT_TAIL(&drains, c, entry);
 }
 
 static void
@@ -530,10 +754,12 @@ conn_accept(void)
 		return 0;
 	}
 	c->fd = s;
+	quota_init(&c->quota);
 	peer_cred(s, &c->pid, &c->uid, &gid);
 	if (!allowed(c->uid, gid)) {
-		log_warnx("client pid %ld uid %ld gid %ld refused: not in the "
-		    "allow list", (long)c->pid, (long)c->uid, (long)gid);
+		qlog(&c->quota, LOG_ERR, "client pid %ld uid %ld gid %ld "
+		    "refused: not in the allow list", (long)c->pid,
+		    (long)c->uid, (long)gid);
 		close(s);
 		free(c);
 		return 1;
@@ -572,8 +798,8 @@ conn_request(struct conn *c)
 		log_debug("client pid %ld: region %s", (long)c->pid, r->name);
 	} else {
 		strvisx(vis, name, len, VIS_SAFE | VIS_OCTAL);
-		log_info("client pid %ld: no region \"%s\"", (long)c->pid,
-		    vis);
+		qlog(&c->quota, LOG_INFO, "client pid %ld: no region \"%s\"",
+		    (long)c->pid, vis);
 	}
 	b = htole64(b);
 	e = htole64(e);
@@ -601,10 +827,11 @@ conn_input(struct conn *c)
 			return;
 		if (n <= 0) {
 			if (n == -1 && errno != ECONNRESET)
-				log_warn("client pid %ld: read", (long)c->pid);
+				qlog(&c->quota, LOG_ERR, "client pid %ld: "
+				    "read: %s", (long)c->pid, strerror(errno));
 			else if (c->inlen != 0 || c->state != C_LEN)
-				log_info("client pid %ld: closed in "
-				    "mid-request", (long)c->pid);
+				qlog(&c->quota, LOG_INFO, "client pid %ld: "
+				    "closed in mid-request", (long)c->pid);
 			c->dead = 1;
 			return;
 		}
@@ -614,8 +841,8 @@ conn_input(struct conn *c)
 			break;
 		len = c->in[0] | (unsigned int)c->in[1] << 8;
 		if (len == 0 || len > REGION_NAME_MAX) {
-			log_warnx("client pid %ld: bad name length %u",
-			    (long)c->pid, len);
+			qlog(&c->quota, LOG_ERR, "client pid %ld: bad name "
+			    "length %u", (long)c->pid, len);
 			c->dead = 1;
 			return;
 		}
@@ -631,17 +858,30 @@ conn_output(struct conn *c)
 {
 	ssize_t	 n;
 
+	if (c->nfds > 0 && !conn_may_pass(c, c->nfds)) {
+		c->held = 1;
+		return;
+	}
+	c->held = 0;
 	n = send_fds(c->fd, c->out + c->outoff, c->outlen - c->outoff,
 	    c->fds, c->nfds);
+	if (n == -1 && errno == ETOOMANYREFS) {
+		log_toomanyrefs();
+		c->held = 1;
+		return;
+	}
 	if (n == -1) {
 		if (errno != EPIPE && errno != ECONNRESET)
-			log_warn("client pid %ld: send", (long)c->pid);
+			qlog(&c->quota, LOG_ERR, "client pid %ld: send: %s",
+			    (long)c->pid, strerror(errno));
 		c->dead = 1;
 		return;
 	}
 	if (n == 0)
 		return;
-	c->nfds = 0;		/* the fds went with the first byte */
+	c->unread += c->nfds;	/* the fds went with the first byte */
+	inflight += c->nfds;
+	c->nfds = 0;
 	if ((c->outoff += n) == c->outlen)
 		conn_wait_request(c);
 }
@@ -660,6 +900,8 @@ proto_pollset(struct pollset *ps)
 	struct peer	*p;
 	struct conn	*c;
 	int64_t		 now = now_ms(), next = -1;
+	int		 tick = nstalled > 0 || !TAILQ_EMPTY(&drains);
+	short		 ev;
 
 	if (accept_resume > now)
 		next = accept_resume;
@@ -670,17 +912,27 @@ proto_pollset(struct pollset *ps)
 			pollset_add(ps, srv->client.fd, POLLIN, POLL_CLIENT,
 			    NULL);
 	}
+	/* What waits for a tick would find its socket ready at once. */
 	TAILQ_FOREACH(p, &peers, entry)
 		if (p->fd != -1)
 			pollset_add(ps, p->fd, POLLIN |
-			    (STAILQ_EMPTY(&p->outq) ? 0 : POLLOUT), POLL_PEER,
-			    p);
+			    (STAILQ_EMPTY(&p->outq) || p->stalled ? 0 :
+			    POLLOUT), POLL_PEER, p);
 	TAILQ_FOREACH(c, &conns, entry) {
-		pollset_add(ps, c->fd, c->state == C_SEND ? POLLOUT : POLLIN,
-		    POLL_CONN, c);
+		if (c->state != C_SEND)
+			ev = POLLIN;
+		else
+			ev = c->held ? 0 : POLLOUT;
+		tick |= c->held;
+		pollset_add(ps, c->fd, ev, POLL_CONN, c);
 		if (next == -1 || c->deadline < next)
 			next = c->deadline;
 	}
+	/* Only its end is of interest: the fds it holds go with it. */
+	TAILQ_FOREACH(c, &drains, entry)
+		pollset_add(ps, c->fd, 0, POLL_CONN, c);
+	if (tick && (next == -1 || now + HOLD_TICK < next))
+		next = now + HOLD_TICK;
 	return next;
 }
 
@@ -710,7 +962,9 @@ proto_dispatch(enum pollkind kind, void *ptr, short ev)
 		break;
 	case POLL_CONN:
 		c = ptr;
-		if (ev & POLLNVAL)
+		if (c->state == C_DRAIN)
+			conn_refresh(c);
+		else if (ev & POLLNVAL)
 			c->dead = 1;
 		else if (c->state == C_SEND)
 			conn_output(c);
@@ -722,7 +976,10 @@ proto_dispatch(enum pollkind kind, void *ptr, short ev)
 	}
 }
 
-/* Drop what died this round, and clients past their deadline. */
+/*
+ * Drop what died this round and clients past their deadline; retry
+ * what waits for a tick.
+ */
 void
 proto_reap(void)
 {
@@ -731,13 +988,26 @@ proto_reap(void)
 	int64_t		 now = now_ms();
 
 	TAILQ_FOREACH_SAFE(c, &conns, entry, tc) {
+		if (c->held && !c->dead)
+			conn_output(c);
 		if (!c->dead && c->deadline <= now) {
-			log_info("client pid %ld: timed out", (long)c->pid);
+			qlog(&c->quota, LOG_INFO, "client pid %ld: timed out",
+			    (long)c->pid);
 			c->dead = 1;
 		}
 		if (c->dead)
-			conn_free(c);
+			conn_close(c);
 	}
+	TAILQ_FOREACH_SAFE(c, &drains, entry, tc) {
+		conn_refresh(c);
+		if (c->unread == 0) {
+			TAILQ_REMOVE(&drains, c, entry);
+			conn_free(c);
+		}
+	}
+	TAILQ_FOREACH(p, &peers, entry)
+		if (p->stalled && !p->dead)
+			peer_flush(p);
 	/* A leaving peer may make others fail in turn: repeat. */
 	for (;;) {
 		TAILQ_FOREACH_SAFE(p, &peers, entry, tp)
@@ -760,6 +1030,8 @@ proto_init(struct server *s)
 	unsigned int	 i;
 
 	srv = s;
+	/* Half the serving user's limit for clients, half for the VMs. */
+	inflight_max = s->nofile / 2 > 3 ? s->nofile / 2 : 3;
 	if (s->peermode)
 		return;
 	if ((g2h = calloc(l->nregions, sizeof(int))) == NULL ||
@@ -785,7 +1057,11 @@ proto_fini(void)
 	struct conn	*c;
 
 	while ((c = TAILQ_FIRST(&conns)) != NULL)
+		conn_close(c);
+	while ((c = TAILQ_FIRST(&drains)) != NULL) {
+		TAILQ_REMOVE(&drains, c, entry);
 		conn_free(c);
+	}
 	if (!srv->peermode)
 		TAILQ_REMOVE(&peers, &self, entry);
 	while ((p = TAILQ_FIRST(&peers)) != NULL) {
@@ -802,16 +1078,73 @@ proto_fini(void)
  */
 
 /*
+ * Whether a server answers at the path: 1 yes, 0 no (a stale socket),
+ * -1 on an error, reported.  Non-blocking, so that a listener whose
+ * backlog is full, which anyone can make, cannot hang the start.
+ */
+static int
+listener_live(const struct sockaddr_un *sun, const char *path)
+{
+	int	 probe, rv;
+
+	if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("socket");
+		return -1;
+	}
+	if (connect(probe, (const struct sockaddr *)sun, sizeof(*sun)) == 0 ||
+	    errno == EAGAIN || errno == EINPROGRESS)
+		rv = 1;
+	else if (errno == ECONNREFUSED)
+		rv = 0;
+	else {
+		log_warn("%s", path);
+		rv = -1;
+	}
+	close(probe);
+	return rv;
+}
+
+/*
+ * Make the socket file with its final mode and group in one step, with
+ * no later chown or chmod by path that a user who can write to the
+ * directory could redirect to another file: the mode through the umask,
+ * the group as root through the effective gid at bind(2).
+ */
+static int
+listener_bind(int s, const struct sockaddr_un *sun, mode_t mode, gid_t gid)
+{
+	mode_t	 omask;
+	gid_t	 egid = getegid();
+	int	 rv, saved;
+
+	if (gid != (gid_t)-1 && geteuid() == 0 && setegid(gid) == -1)
+		return -1;
+	omask = umask(~mode & 0777);
+	rv = bind(s, (const struct sockaddr *)sun, sizeof(*sun));
+	saved = errno;
+	umask(omask);
+	if (gid != (gid_t)-1 && geteuid() == 0 && setegid(egid) == -1)
+		fatal("setegid %lu", (unsigned long)egid);
+	/* Not root: a chown by path can only reach the user's own files. */
+	if (rv == 0 && gid != (gid_t)-1 && geteuid() != 0 &&
+	    chown(sun->sun_path, (uid_t)-1, gid) == -1)
+		return -1;
+	errno = saved;
+	return rv;
+}
+
+/*
  * Bind path, replacing a socket left by a dead server but never one a
- * live server answers on.
+ * live server answers on, and check that what the path now names is
+ * the socket made: ours, with the mode and group asked for.
  */
 int
 listener_open(struct listener *lst, mode_t mode, gid_t gid)
 {
 	struct sockaddr_un	 sun;
 	struct stat		 st;
-	mode_t			 omask;
-	int			 s, probe;
+	int			 s;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -825,21 +1158,12 @@ listener_open(struct listener *lst, mode_t mode, gid_t gid)
 			log_warnx("%s: exists and is not a socket", lst->path);
 			return -1;
 		}
-		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
-		    0)) == -1) {
-			log_warn("socket");
-			return -1;
-		}
-		if (connect(probe, (struct sockaddr *)&sun, sizeof(sun))
-		    == 0) {
-			close(probe);
+		switch (listener_live(&sun, lst->path)) {
+		case 1:
 			log_warnx("%s: another server is listening there",
 			    lst->path);
 			return -1;
-		}
-		close(probe);
-		if (errno != ECONNREFUSED) {
-			log_warn("%s", lst->path);
+		case -1:
 			return -1;
 		}
 		log_info("%s: removing stale socket", lst->path);
@@ -853,20 +1177,18 @@ listener_open(struct listener *lst, mode_t mode, gid_t gid)
 		log_warn("socket");
 		return -1;
 	}
-	omask = umask(0177);	/* no window where others could connect */
-	if (bind(s, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		umask(omask);
+	if (listener_bind(s, &sun, mode, gid) == -1) {
 		log_warn("%s", lst->path);
 		close(s);
 		return -1;
 	}
-	umask(omask);
 	lst->made = 1;
-	if ((gid != (gid_t)-1 && chown(lst->path, (uid_t)-1, gid) == -1) ||
-	    chmod(lst->path, mode) == -1 || stat(lst->path, &st) == -1) {
-		log_warn("%s", lst->path);
+	if (lstat(lst->path, &st) == -1 || !S_ISSOCK(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 07777) != mode ||
+	    (gid != (gid_t)-1 && st.st_gid != gid)) {
+		log_warnx("%s: replaced or changed while it was made", lst->path);
+		lst->made = 0;
 		close(s);
-		listener_close(lst);
 		return -1;
 	}
 	lst->dev = st.st_dev;

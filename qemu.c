@@ -198,15 +198,38 @@ xprintf(const char *fmt, ...)
 	return s;
 }
 
+/*
+ * A value in a QEMU option list: a comma would end it and let the rest
+ * pass for more options, so each is doubled, as QEMU reads ",," for one.
+ */
+static char *
+optescape(const char *s)
+{
+	char	*e, *d;
+
+	if ((e = reallocarray(NULL, strlen(s) + 1, 2)) == NULL)
+		fatal("QEMU command line");
+	for (d = e; *s != '\0'; s++) {
+		if (*s == ',')
+			*d++ = ',';
+		*d++ = *s;
+	}
+	*d = '\0';
+	return e;
+}
+
 static void
 qemu_argv(struct qemu *q, const char *sock, unsigned int nvec)
 {
 	static char	 chardev[] = "-chardev", device[] = "-device";
+	char		*esc;
 	size_t		 i, n = 0;
 
 	if ((q->argv = calloc(q->nargs + 6, sizeof(char *))) == NULL)
 		fatal("QEMU command line");
-	q->chardev = xprintf("socket,path=%s,id=%s", sock, IV_CHARDEV_ID);
+	q->chardev = xprintf("socket,path=%s,id=%s", esc = optescape(sock),
+	    IV_CHARDEV_ID);
+	free(esc);
 	if (q->pciaddr != NULL)
 		q->device = xprintf("ivshmem-doorbell,chardev=%s,vectors=%u,"
 		    "addr=%s", IV_CHARDEV_ID, nvec, q->pciaddr);

@@ -69,6 +69,7 @@ sandbox_limits(void)
 
 #if defined(__linux__) && !defined(NO_SANDBOX)
 
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -76,8 +77,10 @@ sandbox_limits(void)
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <linux/sockios.h>
 
 #include <endian.h>
+#include <fcntl.h>
 #include <stddef.h>
 
 #if defined(__x86_64__)
@@ -109,6 +112,15 @@ sandbox_limits(void)
 	BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (mask), 1, 0),	\
 	SC_RET(SECCOMP_RET_ALLOW),				\
 	SC_RET(SECCOMP_RET_KILL_PROCESS)
+/* Allowed only if argument a is one of three values. */
+#define SC_ALLOW_ONLY(nr, a, v1, v2, v3)			\
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 6),	\
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SC_ARG_LO(a)),	\
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (v1), 3, 0),	\
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (v2), 2, 0),	\
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (v3), 1, 0),	\
+	SC_RET(SECCOMP_RET_KILL_PROCESS),			\
+	SC_RET(SECCOMP_RET_ALLOW)
 
 /*
  * What the serving process's poll loop, its allocator and its logging
@@ -150,14 +162,23 @@ static const struct sock_filter filter[] = {
 	SC_ALLOW(__NR_sendto),
 	/* Protocol messages with their descriptors. */
 	SC_ALLOW(__NR_sendmsg),
+	/*
+	 * SIOCOUTQ: whether a client has read the fds sent to it.  And
+	 * TCGETS, isatty(3), which sanitizer runtimes ask of stderr.
+	 */
+	SC_ALLOW_ONLY(__NR_ioctl, 1, SIOCOUTQ, TCGETS, SIOCOUTQ),
 	/* SO_PEERCRED: who each connection is, for the allow lists. */
 	SC_ALLOW(__NR_getsockopt),
 	/* Connections that end, fds queued for a peer once sent. */
 	SC_ALLOW(__NR_close),
 	/* Peer mode: each peer's vectors. */
 	SC_ALLOW(__NR_eventfd2),
-	/* Non-blocking sockets; duplicates for a peer's output queue. */
-	SC_ALLOW(__NR_fcntl),
+	/*
+	 * Duplicates for a peer's output queue, and looking at flags.
+	 * No F_SETOWN, F_SETSIG or O_ASYNC: they would let the process
+	 * signal others of its uid, which kill(2) may not.
+	 */
+	SC_ALLOW_ONLY(__NR_fcntl, 1, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL),
 	/* The C library's standard I/O looks at its descriptors. */
 	SC_ALLOW(__NR_fstat),
 #ifdef __NR_newfstatat

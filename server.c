@@ -7,9 +7,11 @@
  */
 
 #include <sys/types.h>
+#include <sys/resource.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <stdint.h>
@@ -25,7 +27,8 @@ static int	server_parent(struct server *);
 __dead void
 server_main(struct server *srv, const struct passwd *pw, int ipc)
 {
-	int	 rv;
+	struct rlimit	 rl;
+	int		 rv;
 
 	log_procinit("server");
 	setproctitle("server");
@@ -34,6 +37,10 @@ server_main(struct server *srv, const struct passwd *pw, int ipc)
 	if (fcntl(ipc, F_SETFL, O_NONBLOCK) == -1)
 		fatal("fcntl");
 	srv->sigfd = signals_init();
+	signals_hold(0);	/* held across the fork */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		fatal("getrlimit");
+	srv->nofile = rl.rlim_cur > UINT_MAX ? UINT_MAX : rl.rlim_cur;
 	if (pw != NULL)
 		sandbox_drop(pw, CHROOT_DIR);
 	sandbox_limits();

@@ -131,6 +131,26 @@ signals_init(void)
 }
 
 /*
+ * Hold the signals signals_init() catches, across a fork: until the
+ * child has a pipe of its own, a signal sent to it would land in the
+ * parent's pipe and be lost to it.  Released in each process once its
+ * handlers write where they should.
+ */
+void
+signals_hold(int hold)
+{
+	sigset_t	 set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL) == -1)
+		fatal("sigprocmask");
+}
+
+/*
  * The signals that arrived, all of them at once, as SIGNAL_* bits: a ^C
  * reaches the whole process group, and a child's exit must not be taken
  * for a crash when a stop was asked for in the same breath.

@@ -33,8 +33,9 @@ setup(void)
 	flayout.regions[1].g2h = flayout.regions[1].h2g = 0;
 	fsrv.layout = &flayout;
 	fsrv.maxclients = 1;
+	fsrv.nofile = 1024;
 	fsrv.timeout = 1000;
-	srv = &fsrv;
+	proto_init(&fsrv);
 }
 
 /* Read and check what the server sent; returns bytes read. */
@@ -121,6 +122,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	if (got < 4 || (got - 4) % 16 != 0)
 		abort();
 	close(sp[1]);
-	conn_free(c);
+	conn_close(c);
 	return 0;
 }
