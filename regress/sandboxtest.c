@@ -5,11 +5,14 @@
  */
 
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+
+#include <linux/sockios.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +28,7 @@
 #include "../log.h"
 
 static int	 failures;
+static int	 lsock = -1, csock = -1;	/* made before the sandbox */
 
 static void
 report(int good, const char *what)
@@ -88,6 +92,42 @@ do_kill(void)
 	(void)kill(getppid(), 0);
 }
 
+/* No signals by way of fcntl: F_SETOWN, F_SETSIG, O_ASYNC. */
+static void
+do_setown(void)
+{
+	(void)fcntl(STDIN_FILENO, F_SETOWN, getppid());
+}
+
+static void
+do_async(void)
+{
+	(void)fcntl(STDIN_FILENO, F_SETFL, O_ASYNC);
+}
+
+static void
+do_setsig(void)
+{
+	(void)fcntl(STDIN_FILENO, F_SETSIG, SIGKILL);
+}
+
+/* ioctl: SIOCOUTQ on a socket, and nothing else but TCGETS. */
+static void
+do_outq(void)
+{
+	int	 n = -1;
+
+	_exit(ioctl(lsock, SIOCOUTQ, &n) == 0 && n == 0 ? 0 : 1);
+}
+
+static void
+do_fionread(void)
+{
+	int	 n;
+
+	(void)ioctl(lsock, FIONREAD, &n);
+}
+
 /* libc's own file access must fail softly, not kill. */
 static void
 do_open(void)
@@ -114,7 +154,6 @@ do_log(void)
  * What the poll loop does: poll, accept4, recvmsg, sendmsg with fds,
  * fcntl, close, malloc.  The sockets are made before the sandbox.
  */
-static int	 lsock = -1, csock = -1;
 
 static void
 do_loop(void)
@@ -207,6 +246,17 @@ main(void)
 	st = sandboxed(do_log);
 	report(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	    "log lines to standard error and to syslog pass the filter");
+	st = sandboxed(do_outq);
+	report(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "ioctl SIOCOUTQ passes the filter");
+	report(killed_by_sigsys(sandboxed(do_fionread)),
+	    "ioctl FIONREAD kills with SIGSYS");
+	report(killed_by_sigsys(sandboxed(do_setown)),
+	    "fcntl F_SETOWN kills with SIGSYS");
+	report(killed_by_sigsys(sandboxed(do_setsig)),
+	    "fcntl F_SETSIG kills with SIGSYS");
+	report(killed_by_sigsys(sandboxed(do_async)),
+	    "fcntl F_SETFL (O_ASYNC) kills with SIGSYS");
 	report(killed_by_sigsys(sandboxed(do_unlink)),
 	    "unlink kills with SIGSYS");
 	report(killed_by_sigsys(sandboxed(do_exec)),
