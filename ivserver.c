@@ -118,16 +118,33 @@ sockpath(const char *path, const char *name, int nflag, char *buf,
 	return buf;
 }
 
-/* Each client costs an fd: allow as many as the hard limit does. */
+/*
+ * Each client costs an fd, and the fds sent to it count against the
+ * same limit until it reads them: allow as many as the hard limit
+ * does, and say so when -c asks for more than that can carry.
+ */
 static void
-raise_nofile(void)
+raise_nofile(const struct server *srv)
 {
 	struct rlimit	 rl;
+	uint64_t	 need;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (srv->peermode)
+		need = (uint64_t)srv->maxclients * (1 + srv->nvectors);
+	else
+		need = (uint64_t)srv->maxclients * 4;
+	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur)
+		log_warnx("-c %u: %s may need %ju descriptors, more than the "
+		    "limit of %ju (ulimit -n): past it, connections wait",
+		    srv->maxclients, srv->peermode ? "the peers and their "
+		    "vectors" : "the clients and their replies", (uintmax_t)need,
+		    (uintmax_t)rl.rlim_cur);
 }
 
 static gid_t
@@ -625,7 +642,7 @@ main(int argc, char *argv[])
 	qemu.ownpgrp = !o.dflag;
 
 	/* Set up what both processes need, while still privileged. */
-	raise_nofile();
+	raise_nofile(&srv);
 	sigfd = signals_init();
 	mode = o.gid == (gid_t)-1 ? 0600 : 0660;
 	/*

@@ -173,6 +173,13 @@ check "pid file: removed when the daemon it names stops" \
 
 # --- start-up arguments an attacker might choose --------------------------
 
+mkdir -p "$T/lim"
+start_server_cmd "$T/lim/server.log" "$T/lim/c" prlimit --nofile=64:64 \
+    "$IVSERVER" -d -c 1000 -q "$T/lim/q" -s "$T/lim/c"
+check "-c 1000 under a limit of 64 fds: a warning at start-up" \
+    grep -q -- '-c 1000: .* more than the limit of 64' "$T/lim/server.log"
+stop_server
+
 awk 'BEGIN { printf "{\"regions\": "; for (i = 0; i < 70000; i++)
     printf "["; for (i = 0; i < 70000; i++) printf "]"; print "}" }' \
     >"$T/deep.json"
