@@ -36,6 +36,7 @@
 #define USER_DEFAULT		"_ivserver"
 #define USER_FALLBACK		"nobody"
 #define SERVER_STOP_TIMEOUT	5000	/* ms before SIGKILL */
+#define COMPAT_VECTORS_MAX	64	/* as ivshmem-server */
 
 /* conf/layout.json, compiled in. */
 static const char builtin_layout[] = {
@@ -491,10 +492,13 @@ compat_options(int argc, char *argv[], struct opts *o, struct server *srv,
 			o->rawsize = size_arg(ch, optarg);
 			break;
 		case 'n':
-			srv->nvectors = strtonum(optarg, 1, VECTORS_MAX,
+			/* QEMU's own server and client hold 64 at most. */
+			srv->nvectors = strtonum(optarg, 1, COMPAT_VECTORS_MAX,
 			    &errstr);
 			if (errstr != NULL)
-				fatalx("-n %s: %s", optarg, errstr);
+				fatalx("-n %s: %s (QEMU's ivshmem tools take "
+				    "1 to %d; -P goes higher)", optarg, errstr,
+				    COMPAT_VECTORS_MAX);
 			break;
 		default:
 			compat_usage(1);

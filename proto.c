@@ -24,6 +24,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -42,6 +43,7 @@
 #define ACCEPT_BACKOFF		100	/* ms without accept after EMFILE */
 #define ACCEPT_BATCH		64	/* clients accepted in one round */
 #define REFUSED_ID		(-1)	/* fatal to QEMU during its setup */
+#define UNIX_LISTENING		0x10000	/* __SO_ACCEPTCON in /proc/net/unix */
 #define HOLD_TICK		10	/* ms between looks at held replies */
 #define UID_INFLIGHT_MAX	96	/* unread fds one uid's clients hold */
 #define LOG_PER_CONN		4	/* lines one connection may cause */
@@ -1078,6 +1080,39 @@ proto_fini(void)
  */
 
 /*
+ * Linux lists every socket of the network namespace in /proc/net/unix,
+ * with its flags and the path it was bound to: 1 if one listens on
+ * path, 0 if none does, -1 if the list cannot be read.
+ */
+static int
+listener_listed(const char *path)
+{
+	FILE		*f;
+	char		 line[PATH_MAX + 128];
+	unsigned long	 flags;
+	size_t		 len;
+	int		 off, rv = 0;
+
+	if ((f = fopen("/proc/net/unix", "re")) == NULL)
+		return -1;
+	/* Num RefCount Protocol Flags Type St Inode Path */
+	while (rv == 0 && fgets(line, sizeof(line), f) != NULL) {
+		off = -1;
+		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %n", &flags,
+		    &off) < 1 || off == -1)
+			continue;
+		len = strcspn(line + off, "\n");
+		if ((flags & UNIX_LISTENING) != 0 && len == strlen(path) &&
+		    memcmp(line + off, path, len) == 0)
+			rv = 1;
+	}
+	if (ferror(f))
+		rv = -1;
+	fclose(f);
+	return rv;
+}
+
+/*
  * Whether a server answers at the path: 1 yes, 0 no (a stale socket),
  * -1 on an error, reported.  Non-blocking, so that a listener whose
  * backlog is full, which anyone can make, cannot hang the start.
@@ -1086,6 +1121,16 @@ static int
 listener_live(const struct sockaddr_un *sun, const char *path)
 {
 	int	 probe, rv;
+
+	/*
+	 * Where the system lists its listeners, ask it first: to a live
+	 * server in peer mode a connection, even one closed at once, is a
+	 * peer, which gets an ID and whose coming and going every other
+	 * peer is told of.  Only a socket it does not list (a stale one,
+	 * or one of another network namespace) is connected to.
+	 */
+	if (listener_listed(path) == 1)
+		return 1;
 
 	if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {

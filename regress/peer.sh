@@ -63,6 +63,14 @@ mapped() {
 	done
 	return 1
 }
+# A second server on the same socket finds it live without being a peer
+# of it: no ID is used and no one is told; the QEMU then gets ID 0.
+timeout "$WAIT" "$IVSH" -F -S "$T/s2" -M "$SHM-2" -l 4M -n 2 \
+    2>"$T/probe.log"
+check "ivshmem-server: a second server on the live socket is refused" \
+    grep -q 'another server is listening' "$T/probe.log"
+check "ivshmem-server: and was not taken for a peer" sh -c \
+    "! grep -q 'attached as peer' '$T/s2.log'"
 start_qemu "$T/s2" 2
 check "ivshmem-server: a QEMU attaches and maps the shm" wait_for mapped ||
     show qemu "$T/qemu.out"
@@ -83,6 +91,12 @@ stopped "ivshmem-server: SIGTERM, exits 0" "$T/s2.log"
 check "ivshmem-server: SIGTERM removes the socket" test ! -e "$T/s2"
 check "ivshmem-server: SIGTERM removes the shm" test ! -e "/dev/shm/$SHM"
 stop_qemu
+
+# QEMU's own tools hold 64 vectors at the most.
+"$IVSH" -F -S "$T/s65" -n 65 2>"$T/n65.log"
+check "ivshmem-server -n 65: refused, as QEMU's tools take 64 at most" \
+    sh -c "[ $? -eq 1 ] && grep -q -- '-n 65: too large' '$T/n65.log' &&
+    [ ! -e '$T/s65' ]"
 
 # -m, a size that is no power of two, the default vectors, and -p in
 # the foreground, where it makes no pid file.
