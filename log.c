@@ -50,12 +50,6 @@ log_setverbose(int v)
 	log_verbose = v;
 }
 
-int
-log_getverbose(void)
-{
-	return log_verbose;
-}
-
 void
 log_sandboxed(void)
 {

@@ -14,7 +14,6 @@
 void	log_init(int, int);
 void	log_procinit(const char *);
 void	log_setverbose(int);
-int	log_getverbose(void);
 void	log_sandboxed(void);
 void	log_warn(const char *, ...)
 	    __attribute__((__format__(__printf__, 1, 2)));
