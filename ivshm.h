@@ -51,4 +51,40 @@ struct ivshm_region {
 #define IVSHM_CLIENT_VERSION	0
 #define IVSHM_NO_REGION		UINT64_MAX
 
+/* Guest side (Linux): the ivshmem PCI device. */
+#define IVSHM_PCI_VENDOR	0x1af4
+#define IVSHM_PCI_DEVICE	0x1110
+/* BAR 0 registers: 32 bits wide, little-endian, aligned accesses only. */
+#define IVSHM_REG_INTRMASK	0	/* unused by the doorbell device */
+#define IVSHM_REG_INTRSTATUS	4	/* unused by the doorbell device */
+#define IVSHM_REG_IVPOSITION	8	/* this VM's peer ID, read only */
+#define IVSHM_REG_DOORBELL	12	/* write IVSHM_DOORBELL(peer, v) */
+#define IVSHM_DOORBELL(peer, v)	((uint32_t)(peer) << 16 | (uint32_t)(v))
+#define IVSHM_HOST_PEER		0	/* ivserver in host mode */
+
+/* ivshm_dev_open flags: how interrupts reach the program. */
+#define IVSHM_DEV_MSIX		0x1	/* MSI-X eventfds through vfio-pci */
+#define IVSHM_DEV_POLL		0x2	/* poll the MSI-X pending bits */
+#define IVSHM_DEV_WC		0x4	/* map the window write-combining */
+/* ivshm_dev_irq: what ivshm_dev_open got. */
+#define IVSHM_IRQ_NONE		0
+#define IVSHM_IRQ_MSIX		1
+#define IVSHM_IRQ_POLL		2
+
+struct ivshm_dev;
+
+struct ivshm_dev *ivshm_dev_open(const char *, int, char *, size_t);
+void	 ivshm_dev_close(struct ivshm_dev *);
+const char *ivshm_dev_strerror(const struct ivshm_dev *);
+const char *ivshm_dev_addr(const struct ivshm_dev *);
+volatile void *ivshm_dev_window(const struct ivshm_dev *, uint64_t *);
+int	 ivshm_dev_find(struct ivshm_dev *, const char *,
+	    struct ivshm_region *);
+int	 ivshm_dev_position(struct ivshm_dev *, uint32_t *);
+int	 ivshm_dev_ring(struct ivshm_dev *, uint32_t, uint32_t);
+int	 ivshm_dev_irq(const struct ivshm_dev *);
+unsigned int ivshm_dev_vectors(const struct ivshm_dev *);
+int	 ivshm_dev_eventfd(const struct ivshm_dev *, uint32_t);
+int	 ivshm_dev_wait(struct ivshm_dev *, uint32_t, int);
+
 #endif /* IVSHM_H */

@@ -36,6 +36,8 @@ ROUNDS=${ROUNDS:-1000}
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-180}
 CACHE=$here/cache
 OBJ=$here/obj
+TOP=$(cd "$REGRESS/.." && pwd -P)
+LIBSRC="$TOP/ivshm_dev.c $TOP/ivshm_scratch.c"
 
 if [ -z "${GUEST_ARCH:-}" ]; then
 	GUEST_ARCH=x86_64
@@ -68,11 +70,14 @@ build_host() {
 	    2>"$T/host.cc"
 }
 
-# build_init CC OUT: static, so that the initramfs needs no libc.
-# glibc rather than musl: musl-gcc does not see <linux/vfio.h>.
+# build_init CC OUT: static, so that the initramfs needs no libc, with
+# the guest half of libivshm built from the top-level sources for the
+# guest's architecture.  glibc rather than musl: musl-gcc does not see
+# <linux/vfio.h>.
 build_init() {
-	"$1" -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra -static -s \
-	    -o "$2" init.c 2>"$T/init.cc"
+	# shellcheck disable=SC2086
+	"$1" -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra -static -s -I"$TOP" \
+	    -o "$2" init.c $LIBSRC 2>"$T/init.cc"
 }
 
 # fetch_kernel DEBARCH: set kdir to an extracted kernel package in
@@ -192,9 +197,10 @@ setup_arch() {
 		MODULES="virt/lib/irqbypass.ko drivers/vfio/vfio.ko
 		    drivers/vfio/vfio_iommu_type1.ko drivers/vfio/vfio_virqfd.ko
 		    drivers/vfio/pci/vfio-pci-core.ko drivers/vfio/pci/vfio-pci.ko"
-		machine="-M q35 -device intel-iommu
-		    -device isa-debug-exit,iobase=0xf4,iosize=0x04"
-		append="console=ttyS0 intel_iommu=on"
+		machine="-M q35 -device isa-debug-exit,iobase=0xf4,iosize=0x04"
+		iommu="-device intel-iommu"
+		append="console=ttyS0"
+		iommu_append="intel_iommu=on"
 		# isa-debug-exit: 0 -> 1 (pass), 1 -> 3 (fail).
 		passrc=1
 		;;
@@ -206,8 +212,10 @@ setup_arch() {
 		    drivers/vfio/vfio_virqfd.ko drivers/vfio/pci/vfio-pci-core.ko
 		    drivers/vfio/pci/vfio-pci.ko"
 		# GICv3: with GICv2m vfio refuses the IOMMU (no MSI isolation).
-		machine="-M virt,gic-version=3,iommu=smmuv3 -cpu max"
+		machine="-M virt,gic-version=3 -cpu max"
+		iommu="-M virt,iommu=smmuv3"
 		append="console=ttyAMA0"
+		iommu_append=
 		# PSCI power-off: QEMU exits 0 whatever the result.
 		passrc=0
 		;;
@@ -229,14 +237,21 @@ setup_arch() {
 	initrd "$OBJ/initrd-$1.cpio" "$OBJ/init-$1"
 }
 
-# boot ARCH N APPEND: one guest boot, its console in $d/console.N.
+# boot ARCH N APPEND [noiommu]: one guest boot, its console in
+# $d/console.N; with an emulated IOMMU unless told otherwise.
 boot() {
 	_n=$2
+	_m="$machine $iommu"
+	_a="$append $iommu_append"
+	if [ "${4:-}" = noiommu ]; then
+		_m=$machine
+		_a=$append
+	fi
 	# shellcheck disable=SC2086
-	timeout -k 5 "$QEMU_TIMEOUT" "$qemu" $machine -accel tcg -m 256 \
+	timeout -k 5 "$QEMU_TIMEOUT" "$qemu" $_m -accel tcg -m 256 \
 	    -smp 1 -display none -monitor none -serial stdio -no-reboot \
 	    -kernel "$kernel" -initrd "$OBJ/initrd-$1.cpio" \
-	    -append "$append quiet panic=-1 ivtest.boot=$_n $3" \
+	    -append "$_a quiet panic=-1 ivtest.boot=$_n $3" \
 	    -chardev socket,path="$d/q",id=iv \
 	    -device ivshmem-doorbell,chardev=iv,vectors="$nvec" \
 	    </dev/null >"$d/raw.$_n" 2>&1
@@ -291,10 +306,11 @@ run_test() {
 
 	allgood=0
 	for n in 1 2 3; do
-		extra='' want=vfio-msix
-		[ "$n" -eq 3 ] && extra=ivtest.irq=pba want=pba
+		extra=ivtest.irq=msix want=vfio-msix vm=
+		# The fallback, on a VM with no IOMMU for vfio.
+		[ "$n" -eq 3 ] && extra=ivtest.irq=fallback want=pba vm=noiommu
 		b0=$(now)
-		boot "$1" "$n" "$extra"
+		boot "$1" "$n" "$extra" $vm
 		rc=$?
 		b1=$(now)
 		bad=0
@@ -304,6 +320,9 @@ the host's answers (qemu exit $rc, $(elapsed "$b0" "$b1") s)" \
 		check "$1: boot $n: the answers came by $want" grep -q \
 		    "^IVGUEST RESULT pass.* irq=$want " "$d/console.$n" ||
 		    bad=1
+		[ "$n" -eq 3 ] && { check "$1: boot $n: the library said \
+why it had no MSI-X" grep -q "^IVGUEST no MSI-X, polling: .* has no IOMMU \
+group: the VM needs an IOMMU" "$d/console.$n" || bad=1; }
 		# What the guest read in the header against the socket.
 		sed -n 's/^IVGUEST region //p' "$d/console.$n" >"$d/guest.$n"
 		sed -n 's/^socket //p' "$d/host.out" >"$d/socket"
@@ -334,7 +353,7 @@ run_bench() {
 	check "$1: the host client holds $first" logged '^ready$' "$d/host.out"
 	allgood=0
 	for n in 1 2; do
-		extra="ivtest.mode=bench ivtest.rounds=$ROUNDS"
+		extra="ivtest.mode=bench ivtest.rounds=$ROUNDS ivtest.irq=msix"
 		[ "$n" -eq 2 ] && extra="$extra ivtest.irq=pba"
 		boot "$1" "$n" "$extra"
 		rc=$?
