@@ -51,4 +51,24 @@ struct ivshm_region {
 #define IVSHM_CLIENT_VERSION	0
 #define IVSHM_NO_REGION		UINT64_MAX
 
+/*
+ * libivshm: see libivshm(3).  Every call returns 0, a count or a
+ * pointer on success and -1 or NULL on failure, with a printable reason
+ * in the handle or in the caller's err buffer of errlen bytes.
+ */
+#include <stddef.h>
+
+#define IVSHM_ERRSIZE		256
+
+/* Shared by both sides: the header of a mapped window. */
+int	ivshm_window_check(const volatile void *, uint64_t, char *, size_t);
+int	ivshm_window_region(const volatile void *, uint64_t, uint32_t,
+	    struct ivshm_region *, char *, size_t);
+int	ivshm_window_find(const volatile void *, uint64_t, const char *,
+	    struct ivshm_region *, char *, size_t);
+void	ivshm_copy_in(void *, const volatile void *, size_t);
+void	ivshm_copy_out(volatile void *, const void *, size_t);
+int	ivshm_errf(char *, size_t, const char *, ...)
+	    __attribute__((__format__ (printf, 3, 4)));
+
 #endif /* IVSHM_H */
