@@ -4,6 +4,10 @@
 PROG=		ivserver
 OBJS=		ivserver.o json.o layout.o log.o proto.o qemu.o sandbox.o \
 		server.o util.o
+LIB=		libivshm.a
+# The guest half, ivshm_dev.o, is Linux only (sysfs and vfio-pci).
+DEVOBJS!=	[ "`uname -s`" = Linux ] && echo ivshm_dev.o || true
+LIBOBJS=	libivshm.o ${DEVOBJS}
 
 PREFIX?=	/usr/local
 BINDIR?=	${PREFIX}/sbin
@@ -12,6 +16,7 @@ INCDIR?=	${PREFIX}/include
 EXDIR?=		${PREFIX}/share/examples/ivserver
 
 CC?=		cc
+AR?=		ar
 CFLAGS?=	-O2 -g
 WARNFLAGS=	-std=c99 -pedantic -Wall -Wextra -Wstrict-prototypes \
 		-Wmissing-prototypes -Wmissing-declarations -Wshadow \
@@ -22,16 +27,23 @@ BSD_CFLAGS!=	pkg-config --cflags libbsd-overlay 2>/dev/null || true
 BSD_LIBS!=	pkg-config --libs libbsd-ctor libbsd-overlay 2>/dev/null || true
 ALLCFLAGS=	${WARNFLAGS} ${OSFLAGS} ${BSD_CFLAGS} ${CPPFLAGS} ${CFLAGS}
 
-all: ${PROG}
+all: ${PROG} ${LIB}
 
 ${PROG}: ${OBJS}
 	${CC} ${CFLAGS} ${LDFLAGS} -o $@ ${OBJS} ${BSD_LIBS}
+
+# libivshm needs only libc: programs link it without libbsd.
+${LIB}: ${LIBOBJS}
+	rm -f $@
+	${AR} rc $@ ${LIBOBJS}
+	-ranlib $@
 
 .SUFFIXES: .c .o
 .c.o:
 	${CC} ${ALLCFLAGS} -c $<
 
 ${OBJS}: .depcheck ivserver.h ivshm.h log.h
+${LIBOBJS}: .depcheck ivshm.h
 ivserver.o: layout-default.inc
 
 # Say which Debian package is missing rather than fail in the compiler.
@@ -82,7 +94,7 @@ lint:
 	mandoc -Tlint -Wwarning ivserver.8 ivserver.conf.5 ivshm.5
 
 clean:
-	rm -f ${PROG} ${OBJS} layout-default.inc .depcheck
+	rm -f ${PROG} ${OBJS} ${LIB} ${LIBOBJS} layout-default.inc .depcheck
 	cd regress && ${MAKE} clean
 	cd regress/fuzz && ${MAKE} clean
 

@@ -197,6 +197,7 @@ void	layout_close_shm(struct layout *);
 void	layout_forget(struct layout *);
 void	layout_free(struct layout *);
 int	layout_eventfds(struct layout *);
+uint64_t layout_generation(struct layout *, int);
 int	layout_backing(struct layout *);
 struct region *layout_find(const struct layout *, const char *, size_t);
 

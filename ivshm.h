@@ -30,8 +30,16 @@ struct ivshm_header {
 	uint32_t	region_count;
 	uint32_t	region_offset;	/* offset of the first ivshm_region */
 	uint32_t	region_size;	/* sizeof(struct ivshm_region) */
-	uint32_t	flags;		/* 0 */
+	uint32_t	flags;		/* IVSHM_HEADER_* */
+	uint64_t	generation;	/* if IVSHM_HEADER_GENERATION */
 };
+
+/*
+ * The header may grow within version 1: a reader steps to the table by
+ * region_offset, and believes a field past the first 40 bytes only if
+ * its flag is set.
+ */
+#define IVSHM_HEADER_GENERATION	0x1	/* generation is kept up to date */
 
 struct ivshm_region {
 	char		name[IVSHM_NAME_SIZE];
@@ -50,6 +58,76 @@ struct ivshm_region {
  */
 #define IVSHM_CLIENT_VERSION	0
 #define IVSHM_NO_REGION		UINT64_MAX
+
+/*
+ * Requests beyond version 0 take the place of the name length, with
+ * values version 0 calls invalid, and no name follows them.  Each has
+ * a fixed-size reply, all fields little-endian (see ivshm(5)).
+ *
+ * IVSHM_REQ_WINDOW: 16 bytes, u64 size of the window, u64 flags
+ * (IVSHM_WINDOW_*), and the window fd in the same message.
+ */
+#define IVSHM_REQ_WINDOW	0xff01
+#define IVSHM_REQ_STATUS	0xff02
+#define IVSHM_REQ_WATCH		0xff03
+
+#define IVSHM_WINDOW_HEADER	0x1	/* the window begins with a header */
+
+/* IVSHM_REQ_STATUS: this reply, 64 bytes, no fd. */
+struct ivshm_status {
+	uint32_t	flags;		/* IVSHM_STATUS_* */
+	uint32_t	vm_peer;	/* the VM's peer ID, or UINT32_MAX */
+	uint64_t	vm_pid;		/* the VM's pid, 0 if none or unknown */
+	uint64_t	vm_since;	/* ms since the Epoch it (de)attached */
+	uint32_t	clients;	/* client connections, the asker too */
+	uint32_t	server_pid;	/* the serving process */
+	uint64_t	generation;	/* as in the header */
+	uint32_t	regions;	/* region count */
+	uint32_t	watchers;	/* connections watching */
+	char		version[16];	/* ivserver's, NUL padded */
+};
+
+#define IVSHM_STATUS_VM		0x1	/* a VM is attached */
+
+/*
+ * IVSHM_REQ_WATCH: the connection stays open and receives one event,
+ * 40 bytes, at once (IVSHM_EVENT_INITIAL: the state as it is) and then
+ * one per VM attach and detach.  A watcher sends nothing more; one that
+ * does not read its events is disconnected.
+ */
+struct ivshm_event {
+	uint32_t	type;		/* IVSHM_EVENT_ATTACH or _DETACH */
+	uint32_t	flags;		/* IVSHM_EVENT_INITIAL */
+	uint32_t	peer;		/* the VM's peer ID, or UINT32_MAX */
+	uint32_t	reserved;	/* 0 */
+	uint64_t	pid;		/* the VM's pid, 0 if unknown */
+	uint64_t	time;		/* ms since the Epoch */
+	uint64_t	generation;	/* after the event */
+};
+
+#define IVSHM_EVENT_ATTACH	1
+#define IVSHM_EVENT_DETACH	2
+#define IVSHM_EVENT_INITIAL	0x1
+
+/*
+ * libivshm: see libivshm(3).  Every call returns 0, a count or a
+ * pointer on success and -1 or NULL on failure, with a printable reason
+ * in the handle or in the caller's err buffer of errlen bytes.
+ */
+#include <stddef.h>
+
+#define IVSHM_ERRSIZE		256
+
+/* Shared by both sides: the header of a mapped window. */
+int	ivshm_window_check(const volatile void *, uint64_t, char *, size_t);
+int	ivshm_window_region(const volatile void *, uint64_t, uint32_t,
+	    struct ivshm_region *, char *, size_t);
+int	ivshm_window_find(const volatile void *, uint64_t, const char *,
+	    struct ivshm_region *, char *, size_t);
+void	ivshm_copy_in(void *, const volatile void *, size_t);
+void	ivshm_copy_out(volatile void *, const void *, size_t);
+int	ivshm_errf(char *, size_t, const char *, ...)
+	    __attribute__((__format__ (printf, 3, 4)));
 
 /* Guest side (Linux): the ivshmem PCI device. */
 #define IVSHM_PCI_VENDOR	0x1af4

@@ -36,7 +36,6 @@
 #include <unistd.h>
 
 #include "ivshm.h"
-#include "ivshm_scratch.h"
 
 #define PCI_DEVICES		"/sys/bus/pci/devices"
 #define PCI_DRIVERS		"/sys/bus/pci/drivers"

@@ -514,7 +514,8 @@ shm_write_header(struct layout *l)
 	h->region_count = htole32(l->nregions);
 	h->region_offset = htole32(sizeof(*h));
 	h->region_size = htole32(sizeof(*d));
-	h->flags = 0;
+	h->flags = htole32(IVSHM_HEADER_GENERATION);
+	h->generation = 0;
 	d = (struct ivshm_region *)(h + 1);
 	for (i = 0; i < l->nregions; i++) {
 		memset(&d[i], 0, sizeof(d[i]));
@@ -525,6 +526,40 @@ shm_write_header(struct layout *l)
 	}
 	munmap(p, len);
 	return 0;
+}
+
+/*
+ * The generation in the header, bumped if asked: the serving process
+ * maps the header's first page for it on first use (no PROT_EXEC, as
+ * its sandbox requires) and starts from what it finds there, so that
+ * a server adopting the window goes on counting.  Without a header,
+ * or if the map fails, it counts in memory only.
+ */
+uint64_t
+layout_generation(struct layout *l, int bump)
+{
+	static volatile uint64_t	*gen;
+	static uint64_t			 count;
+	static int			 mapped;
+	void				*p;
+
+	if (!mapped && l->nregions > 0 && l->shmfd != -1) {
+		mapped = 1;
+		p = mmap(NULL, (size_t)l->page, PROT_READ | PROT_WRITE,
+		    MAP_SHARED, l->shmfd, 0);
+		if (p == MAP_FAILED)
+			log_warn("mmap shm header for the generation");
+		else {
+			gen = &((struct ivshm_header *)p)->generation;
+			count = le64toh(*gen);
+		}
+	}
+	if (bump) {
+		count++;
+		if (gen != NULL)
+			*gen = htole64(count);
+	}
+	return count;
 }
 
 /* Create the window, size it without touching it, write the header. */

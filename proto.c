@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 #include <vis.h>
 
@@ -87,7 +88,8 @@ enum cstate {
 	C_LEN,		/* reading the u16 name length */
 	C_NAME,		/* reading the name */
 	C_SEND,		/* sending out[] and fds */
-	C_DRAIN		/* closed to us, its replies not yet read */
+	C_DRAIN,	/* closed to us, its replies not yet read */
+	C_WATCH		/* receiving events, sending nothing */
 };
 
 /* A host client. */
@@ -97,7 +99,7 @@ struct conn {
 	enum cstate		 state;
 	unsigned char		 in[2 + REGION_NAME_MAX];
 	size_t			 inlen, want;
-	unsigned char		 out[16];
+	unsigned char		 out[sizeof(struct ivshm_status)];
 	size_t			 outlen, outoff;
 	int			 fds[3];
 	int			 nfds;	/* to go with the next byte */
@@ -126,6 +128,10 @@ static unsigned int		 nstalled;
 static int64_t			 logsecond;
 static unsigned int		 loglines;
 static unsigned long		 logdropped;
+static unsigned int		 nwatchers;
+static struct ivshm_event	 vmstate;	/* the last attach or detach */
+
+static void	conn_vm_event(uint32_t, const struct peer *);
 
 static void
 peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid)
@@ -448,6 +454,7 @@ peer_leave(struct peer *p)
 		    (long)p->pid);
 		TAILQ_FOREACH(q, &peers, entry)
 			peer_send(q, p->id, -1);
+		conn_vm_event(IVSHM_EVENT_DETACH, p);
 	}
 	peer_free(p);
 }
@@ -604,6 +611,7 @@ peer_accept(void)
 	qlog(&p->quota, LOG_INFO, "%s (pid %ld, uid %ld) attached as peer %u",
 	    srv->peermode ? "peer" : "VM", (long)p->pid, (long)uid, p->id);
 	peer_join(p);
+	conn_vm_event(IVSHM_EVENT_ATTACH, p);
 }
 
 /* QEMU never writes: a readable VM socket is its end or a stranger. */
@@ -719,6 +727,8 @@ conn_close(struct conn *c)
 {
 	TAILQ_REMOVE(&conns, c, entry);
 	nconns--;
+	if (c->state == C_WATCH)
+		nwatchers--;
 	accept_resume = 0;	/* an fd is free again */
 	conn_refresh(c);
 	if (c->unread == 0) {
@@ -813,6 +823,148 @@ conn_request(struct conn *c)
 	c->state = C_SEND;
 }
 
+static uint64_t
+conn_realtime(void)
+{
+	struct timespec	 ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The reply goes out whole or the watcher is too slow: never queued. */
+static void
+conn_event(struct conn *c, const struct ivshm_event *ev, uint32_t flags)
+{
+	struct ivshm_event	 le;
+	ssize_t			 n;
+
+	memset(&le, 0, sizeof(le));
+	le.type = htole32(ev->type);
+	le.flags = htole32(ev->flags | flags);
+	le.peer = htole32(ev->peer);
+	le.pid = htole64(ev->pid);
+	le.time = htole64(ev->time);
+	le.generation = htole64(ev->generation);
+	do {
+		n = send(c->fd, &le, sizeof(le), MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n == -1 && errno == EINTR);
+	if (n == sizeof(le))
+		return;
+	if (n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+		qlog(&c->quota, LOG_ERR, "watcher pid %ld does not read its "
+		    "events; disconnecting", (long)c->pid);
+	c->dead = 1;
+}
+
+/* A VM, or in peer mode a peer, came or went: tell the watchers. */
+static void
+conn_vm_event(uint32_t type, const struct peer *p)
+{
+	struct conn	*c;
+
+	vmstate.type = type;
+	vmstate.flags = 0;
+	vmstate.peer = p->id;
+	vmstate.pid = p->pid > 0 ? (uint64_t)p->pid : 0;
+	vmstate.time = conn_realtime();
+	vmstate.generation = layout_generation(srv->layout, 1);
+	TAILQ_FOREACH(c, &conns, entry)
+		if (c->state == C_WATCH && !c->dead)
+			conn_event(c, &vmstate, 0);
+}
+
+/* A watcher only ever sends its end. */
+static void
+conn_watch_input(struct conn *c)
+{
+	char	 buf[64];
+	ssize_t	 n;
+
+	n = read(c->fd, buf, sizeof(buf));
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		qlog(&c->quota, LOG_ERR, "watcher pid %ld sent data; "
+		    "disconnecting", (long)c->pid);
+	c->dead = 1;
+}
+
+static void
+conn_reply(struct conn *c, const void *buf, size_t len)
+{
+	memcpy(c->out, buf, len);
+	c->outlen = len;
+	c->outoff = 0;
+	c->state = C_SEND;
+	conn_output(c);
+}
+
+static void
+conn_status(struct conn *c)
+{
+	struct ivshm_status	 st;
+	int			 vm = vmstate.type == IVSHM_EVENT_ATTACH;
+
+	memset(&st, 0, sizeof(st));
+	st.flags = htole32(vm ? IVSHM_STATUS_VM : 0);
+	st.vm_peer = htole32(vm ? vmstate.peer : UINT32_MAX);
+	st.vm_pid = htole64(vm ? vmstate.pid : 0);
+	st.vm_since = htole64(vmstate.time);
+	st.clients = htole32(nconns);
+	st.server_pid = htole32((uint32_t)getpid());
+	st.generation = htole64(layout_generation(srv->layout, 0));
+	st.regions = htole32(srv->layout->nregions);
+	st.watchers = htole32(nwatchers);
+	strlcpy(st.version, IVSERVER_VERSION, sizeof(st.version));
+	log_debug("client pid %ld: status", (long)c->pid);
+	conn_reply(c, &st, sizeof(st));
+}
+
+/*
+ * Requests beyond version 0, in the lengths it calls invalid: 1 if len
+ * is one (answered), 0 if not.
+ */
+static int
+conn_extended(struct conn *c, unsigned int len)
+{
+	uint64_t	 w[2];
+	int		 vm;
+
+	c->nfds = 0;
+	switch (len) {
+	case IVSHM_REQ_WINDOW:
+		w[0] = htole64(srv->layout->size);
+		w[1] = htole64(srv->layout->nregions > 0 ?
+		    IVSHM_WINDOW_HEADER : 0);
+		c->fds[0] = srv->layout->shmfd;
+		c->nfds = 1;
+		log_debug("client pid %ld: window", (long)c->pid);
+		conn_reply(c, w, sizeof(w));
+		return 1;
+	case IVSHM_REQ_STATUS:
+		conn_status(c);
+		return 1;
+	case IVSHM_REQ_WATCH:
+		/* The first event is the state as it is, or none yet. */
+		vm = vmstate.type == IVSHM_EVENT_ATTACH;
+		if (vmstate.type == 0) {
+			vmstate.type = IVSHM_EVENT_DETACH;
+			vmstate.peer = UINT32_MAX;
+			vmstate.generation = layout_generation(srv->layout, 0);
+		}
+		c->state = C_WATCH;
+		nwatchers++;
+		log_debug("client pid %ld: watching (VM %s)", (long)c->pid,
+		    vm ? "attached" : "not attached");
+		conn_event(c, &vmstate, IVSHM_EVENT_INITIAL);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /*
  * Read what the client sent: the length, then the name, in as many
  * reads as the data needs and no more, and answer at once, since the
@@ -824,6 +976,10 @@ conn_input(struct conn *c)
 	ssize_t		 n;
 	unsigned int	 len;
 
+	if (c->state == C_WATCH) {
+		conn_watch_input(c);
+		return;
+	}
 	for (;;) {
 		n = read(c->fd, c->in + c->inlen, c->want - c->inlen);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -843,6 +999,8 @@ conn_input(struct conn *c)
 		if (c->state == C_NAME)
 			break;
 		len = c->in[0] | (unsigned int)c->in[1] << 8;
+		if (len > REGION_NAME_MAX && conn_extended(c, len))
+			return;
 		if (len == 0 || len > REGION_NAME_MAX) {
 			qlog(&c->quota, LOG_ERR, "client pid %ld: bad name "
 			    "length %u", (long)c->pid, len);
@@ -928,7 +1086,7 @@ proto_pollset(struct pollset *ps)
 			ev = c->held ? 0 : POLLOUT;
 		tick |= c->held;
 		pollset_add(ps, c->fd, ev, POLL_CONN, c);
-		if (next == -1 || c->deadline < next)
+		if (c->state != C_WATCH && (next == -1 || c->deadline < next))
 			next = c->deadline;
 	}
 	/* Only its end is of interest: the fds it holds go with it. */
@@ -999,7 +1157,7 @@ proto_reap(void)
 	TAILQ_FOREACH_SAFE(c, &conns, entry, tc) {
 		if (c->held && !c->dead)
 			conn_output(c);
-		if (!c->dead && c->deadline <= now) {
+		if (!c->dead && c->state != C_WATCH && c->deadline <= now) {
 			qlog(&c->quota, LOG_INFO, "client pid %ld: timed out",
 			    (long)c->pid);
 			c->dead = 1;

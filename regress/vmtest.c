@@ -112,7 +112,14 @@ vm_header(struct qvm *q)
 			valid = 0;
 		guest[i] = v;
 	}
-	ok = valid;
+	/* The generation moves as VMs come and go: the shm as it is now. */
+	ok = valid && pread(regions[0].shm, header, hdrsize, 0) ==
+	    (ssize_t)hdrsize;
+	memcpy(&h, header, sizeof(h));
+	qvm_check(ok && (le32toh(h.flags) & IVSHM_HEADER_GENERATION) &&
+	    le64toh(h.generation) % 2 == 1, q, "qemu %d: the header's "
+	    "generation, %ju, is odd while a VM is attached", q->n,
+	    (uintmax_t)le64toh(h.generation));
 	if (ok && memcmp(guest, header, hdrsize) != 0) {
 		for (i = 0; guest[i] == header[i]; i++)
 			;

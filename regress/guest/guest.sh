@@ -37,7 +37,7 @@ QEMU_TIMEOUT=${QEMU_TIMEOUT:-180}
 CACHE=$here/cache
 OBJ=$here/obj
 TOP=$(cd "$REGRESS/.." && pwd -P)
-LIBSRC="$TOP/ivshm_dev.c $TOP/ivshm_scratch.c"
+LIBSRC="$TOP/ivshm_dev.c $TOP/libivshm.c"
 
 if [ -z "${GUEST_ARCH:-}" ]; then
 	GUEST_ARCH=x86_64

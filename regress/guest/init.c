@@ -47,7 +47,6 @@
 #include <unistd.h>
 
 #include "ivshm.h"
-#include "ivshm_scratch.h"
 
 #define MODULE_DIR	"/lib/modules"
 #define IVCTL		"/bin/ivctl"
