@@ -108,7 +108,7 @@ static void	 unmap_all(struct ivshm_dev *);
 static int	 reg_read(struct ivshm_dev *, unsigned int, uint32_t *);
 static int	 reg_write(struct ivshm_dev *, unsigned int, uint32_t);
 static int	 pba_test(struct ivshm_dev *, uint32_t);
-static int	 rearm(struct ivshm_dev *, uint32_t);
+static void	 rearm(struct ivshm_dev *, uint32_t);
 static int	 wait_msix(struct ivshm_dev *, uint32_t, int);
 static int	 wait_pba(struct ivshm_dev *, uint32_t, int);
 static long long now_ns(void);
@@ -474,14 +474,15 @@ sysfs_map(struct ivshm_dev *d, int flags)
 }
 
 /*
- * The fallback: MSI-X enabled with the function and every vector
- * masked, so that a host signal sets its vector's pending bit instead
- * of being sent, or lost (while MSI-X is off QEMU drops it).
+ * The fallback: MSI-X enabled with every vector masked, so that a host
+ * signal sets its vector's pending bit instead of being sent, or lost
+ * (while MSI-X is off QEMU drops it).  Bus mastering stays off, so that
+ * rearm() can have a message sent into the void.
  */
 static int
 poll_setup(struct ivshm_dev *d)
 {
-	uint16_t	ctl;
+	uint16_t	cmd, ctl;
 	uint32_t	v;
 	void		*p;
 
@@ -494,6 +495,12 @@ poll_setup(struct ivshm_dev *d)
 	    (uint64_t)d->pbaoff + (d->nvec + 31) / 32 * 4 > d->bar1len)
 		return (dev_err(d, "%s: MSI-X table or PBA past BAR 1",
 		    d->addr));
+	if (cfg_read(d, PCI_COMMAND, &cmd, sizeof(cmd)) == -1)
+		return (-1);
+	cmd &= ~PCI_COMMAND_MASTER;
+	if (cfg_write(d, PCI_COMMAND, &cmd, sizeof(cmd)) == -1)
+		return (-1);
+	/* Masked one by one first, then the function may be unmasked. */
 	if (cfg_read(d, d->msix + 2, &ctl, sizeof(ctl)) == -1)
 		return (-1);
 	ctl |= MSIX_ENABLE | MSIX_MASKALL;
@@ -501,6 +508,9 @@ poll_setup(struct ivshm_dev *d)
 		return (-1);
 	for (v = 0; v < d->nvec; v++)
 		d->bar1[(d->tableoff + v * MSIX_ENTRY + MSIX_CTRL) / 4] = 1;
+	ctl &= ~MSIX_MASKALL;
+	if (cfg_write(d, d->msix + 2, &ctl, sizeof(ctl)) == -1)
+		return (-1);
 	d->irq = IVSHM_IRQ_POLL;
 	return (0);
 }
@@ -920,32 +930,16 @@ pba_test(struct ivshm_dev *d, uint32_t v)
 }
 
 /*
- * Software cannot clear a pending bit directly.  With bus mastering
- * off, unmasking the vector makes QEMU send the message, which goes
- * nowhere, and clear the bit; then everything is masked again.
+ * Software cannot clear a pending bit.  Unmasking the vector makes
+ * QEMU send the message, which goes nowhere with bus mastering off,
+ * and clear the bit; then the vector is masked again.  Two stores to
+ * BAR 1, no system call.
  */
-static int
+static void
 rearm(struct ivshm_dev *d, uint32_t v)
 {
-	uint16_t	cmd, ctl;
-	int		rc;
-
-	if (cfg_read(d, PCI_COMMAND, &cmd, sizeof(cmd)) == -1 ||
-	    cfg_read(d, d->msix + 2, &ctl, sizeof(ctl)) == -1)
-		return (-1);
-	cmd &= ~PCI_COMMAND_MASTER;
-	ctl &= ~MSIX_MASKALL;
-	rc = cfg_write(d, PCI_COMMAND, &cmd, sizeof(cmd));
-	if (rc == 0)
-		rc = cfg_write(d, d->msix + 2, &ctl, sizeof(ctl));
-	if (rc == 0) {
-		d->bar1[(d->tableoff + v * MSIX_ENTRY + MSIX_CTRL) / 4] = 0;
-		d->bar1[(d->tableoff + v * MSIX_ENTRY + MSIX_CTRL) / 4] = 1;
-	}
-	ctl |= MSIX_MASKALL;
-	if (cfg_write(d, d->msix + 2, &ctl, sizeof(ctl)) == -1)
-		rc = -1;
-	return (rc);
+	d->bar1[(d->tableoff + v * MSIX_ENTRY + MSIX_CTRL) / 4] = 0;
+	d->bar1[(d->tableoff + v * MSIX_ENTRY + MSIX_CTRL) / 4] = 1;
 }
 
 static int
@@ -1000,8 +994,7 @@ wait_pba(struct ivshm_dev *d, uint32_t v, int ms)
 		else
 			nanosleep(&ts, NULL);
 	}
-	if (rearm(d, v) == -1)
-		return (-1);
+	rearm(d, v);
 	rmb();
 	return (1);
 }
