@@ -2,10 +2,10 @@
 # with BSD make and GNU make 4.
 
 PROG=		ivserver
-OBJS=		ivserver.o json.o layout.o log.o proto.o qemu.o sandbox.o \
-		server.o util.o
+OBJS=		ivserver.o json.o layout.o libivshm.o log.o proto.o qemu.o \
+		sandbox.o server.o util.o
 LIB=		libivshm.a
-LIBOBJS=	libivshm.o
+LIBOBJS=	libivshm.o ivshm_host.o
 
 PREFIX?=	/usr/local
 BINDIR?=	${PREFIX}/sbin
