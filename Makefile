@@ -2,12 +2,12 @@
 # with BSD make and GNU make 4.
 
 PROG=		ivserver
-OBJS=		ivserver.o json.o layout.o log.o proto.o qemu.o sandbox.o \
-		server.o util.o
+OBJS=		ivserver.o json.o layout.o libivshm.o log.o proto.o qemu.o \
+		sandbox.o server.o util.o
 LIB=		libivshm.a
 # The guest half, ivshm_dev.o, is Linux only (sysfs and vfio-pci).
 DEVOBJS!=	[ "`uname -s`" = Linux ] && echo ivshm_dev.o || true
-LIBOBJS=	libivshm.o ${DEVOBJS}
+LIBOBJS=	libivshm.o ivshm_host.o ${DEVOBJS}
 
 PREFIX?=	/usr/local
 BINDIR?=	${PREFIX}/sbin

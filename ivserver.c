@@ -32,7 +32,6 @@
 
 #define MAXCLIENTS_DEFAULT	1024
 #define TIMEOUT_DEFAULT		10	/* seconds */
-#define RUNDIR_ROOT		"/run/ivserver"
 #define USER_DEFAULT		"_ivserver"
 #define USER_FALLBACK		"nobody"
 #define SERVER_STOP_TIMEOUT	5000	/* ms before SIGKILL */
@@ -68,21 +67,13 @@ static const char *
 rundir(int nflag)
 {
 	static char	 dir[PATH_MAX];
-	const char	*xdg = getenv("XDG_RUNTIME_DIR");
 	struct stat	 st;
 	uid_t		 uid = geteuid();
-	int		 n;
 
 	if (dir[0] != '\0')
 		return dir;
-	if (uid == 0)
-		n = snprintf(dir, sizeof(dir), "%s", RUNDIR_ROOT);
-	else if (xdg != NULL && xdg[0] == '/')
-		n = snprintf(dir, sizeof(dir), "%s/ivserver", xdg);
-	else
-		n = snprintf(dir, sizeof(dir), "/tmp/ivserver-%lu",
-		    (unsigned long)uid);
-	if (n < 0 || (size_t)n >= sizeof(dir))
+	/* The rule libivshm's clients follow too. */
+	if (ivshm_rundir(dir, sizeof(dir)) == -1)
 		fatalx("runtime directory path too long");
 	if (nflag)
 		return dir;

@@ -128,6 +128,45 @@ void	ivshm_copy_in(void *, const volatile void *, size_t);
 void	ivshm_copy_out(volatile void *, const void *, size_t);
 int	ivshm_errf(char *, size_t, const char *, ...)
 	    __attribute__((__format__ (printf, 3, 4)));
+int	ivshm_rundir(char *, size_t);
+
+/* Host side: a connection to the client socket of ivserver. */
+#define IVSHM_SOCKET		"client.sock"	/* in ivshm_rundir() */
+#define IVSHM_SOCKET_ROOT	"/run/ivserver/client.sock"
+#define IVSHM_TIMEOUT		10000	/* ms for any one reply */
+
+struct ivshm_conn;
+
+/* A region obtained from the server: its offsets and its three fds. */
+struct ivshm_port {
+	char		 name[IVSHM_NAME_SIZE];
+	uint64_t	 begin;		/* window offset, page aligned */
+	uint64_t	 end;		/* window offset past the last byte */
+	int		 g2h;		/* eventfd: the guest rings the host */
+	int		 h2g;		/* eventfd: the host rings the guest */
+	int		 shm;		/* the whole window */
+	volatile void	*base;		/* the region, after ivshm_map */
+	size_t		 len;		/* end - begin */
+	size_t		 maplen;	/* len rounded up to a page */
+	char		 err[IVSHM_ERRSIZE];
+};
+
+struct ivshm_conn *ivshm_connect(const char *, char *, size_t);
+void	ivshm_set_timeout(struct ivshm_conn *, int);
+int	ivshm_fd(const struct ivshm_conn *);
+const char *ivshm_error(const struct ivshm_conn *);
+void	ivshm_close(struct ivshm_conn *);
+struct ivshm_port *ivshm_open(struct ivshm_conn *, const char *);
+int	ivshm_map(struct ivshm_port *, int);
+int	ivshm_ring(struct ivshm_port *);
+int64_t	ivshm_wait(struct ivshm_port *, int);
+const char *ivshm_port_error(const struct ivshm_port *);
+void	ivshm_port_close(struct ivshm_port *);
+int	ivshm_get_window(struct ivshm_conn *, int *, uint64_t *, uint64_t *);
+int	ivshm_list(struct ivshm_conn *, struct ivshm_region **);
+int	ivshm_get_status(struct ivshm_conn *, struct ivshm_status *);
+int	ivshm_watch(struct ivshm_conn *, struct ivshm_event *);
+int	ivshm_next_event(struct ivshm_conn *, struct ivshm_event *, int);
 
 /* Guest side (Linux): the ivshmem PCI device. */
 #define IVSHM_PCI_VENDOR	0x1af4

@@ -9,11 +9,15 @@
  * is believed before it has been checked against the window's size.
  */
 
+#include <sys/types.h>
+
 #include <endian.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ivshm.h"
 
@@ -34,6 +38,29 @@ ivshm_errf(char *err, size_t errlen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -1;
+}
+
+/*
+ * The runtime directory of ivserver for this user, by the rule the
+ * server itself follows: /run/ivserver for the superuser, else
+ * $XDG_RUNTIME_DIR/ivserver if that is an absolute path, else
+ * /tmp/ivserver-UID.
+ */
+int
+ivshm_rundir(char *buf, size_t len)
+{
+	const char	*xdg = getenv("XDG_RUNTIME_DIR");
+	uid_t		 uid = geteuid();
+	int		 n;
+
+	if (uid == 0)
+		n = snprintf(buf, len, "/run/ivserver");
+	else if (xdg != NULL && xdg[0] == '/')
+		n = snprintf(buf, len, "%s/ivserver", xdg);
+	else
+		n = snprintf(buf, len, "/tmp/ivserver-%lu",
+		    (unsigned long)uid);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
 static uint64_t

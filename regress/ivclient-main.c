@@ -29,8 +29,9 @@ int
 main(int argc, char *argv[])
 {
 	struct ivclient_region	 r;
+	struct ivshm_conn	*s;
 	const char		*path = NULL;
-	int			 ch, i, rv, s, status = 0, timeout = 5;
+	int			 ch, i, rv, status = 0, timeout = 5;
 
 	while ((ch = getopt(argc, argv, "s:t:")) != -1) {
 		switch (ch) {
@@ -49,7 +50,7 @@ main(int argc, char *argv[])
 	if (path == NULL || argc == 0)
 		usage();
 
-	if ((s = ivclient_connect(path, timeout * 1000)) == -1)
+	if ((s = ivclient_connect(path, timeout * 1000)) == NULL)
 		return (1);
 	for (i = 0; i < argc; i++) {
 		rv = ivclient_request(s, argv[i], &r, timeout * 1000);
@@ -66,6 +67,6 @@ main(int argc, char *argv[])
 			    (uintmax_t)r.begin, (uintmax_t)r.end, r.vector);
 		ivclient_release(&r);
 	}
-	close(s);
+	ivshm_close(s);
 	return (status);
 }

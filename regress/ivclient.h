@@ -1,5 +1,6 @@
 /*
- * ivclient.h: a minimal host client of the ivserver client socket.
+ * ivclient.h: a minimal host client of the ivserver client socket,
+ * through libivshm, which checks what the server hands out.
  *
  * Connect, then ask for regions by name on the same connection.  Each
  * answer carries the region's offsets in the shared-memory window and
@@ -25,10 +26,12 @@ struct ivclient_region {
 	int		 g2h;		/* guest-to-host eventfd */
 	int		 h2g;		/* host-to-guest eventfd */
 	int		 shm;		/* the whole window */
+	struct ivshm_port *port;	/* libivshm's, which owns the fds */
 };
 
-int	 ivclient_connect(const char *, int);
-int	 ivclient_request(int, const char *, struct ivclient_region *, int);
+struct ivshm_conn *ivclient_connect(const char *, int);
+int	 ivclient_request(struct ivshm_conn *, const char *,
+	    struct ivclient_region *, int);
 int	 ivclient_check(struct ivclient_region *);
 void	*ivclient_map(const struct ivclient_region *);
 void	 ivclient_release(struct ivclient_region *);

@@ -312,7 +312,7 @@ vm_refused(struct qvm *q1, struct qvm *q2)
 static void
 vm_restart(struct qvm *q1, struct qvm *q3)
 {
-	int	s;
+	struct ivshm_conn	*s;
 
 	if (q1->pid != -1) {
 		qvm_kill(q1);
@@ -326,9 +326,9 @@ vm_restart(struct qvm *q1, struct qvm *q3)
 	 * be taken for a second VM.
 	 */
 	s = ivclient_connect(clientsock, IO_TIMEOUT);
-	if (!check(s != -1, "a client is served after qemu 1 is gone"))
+	if (!check(s != NULL, "a client is served after qemu 1 is gone"))
 		return;
-	close(s);
+	ivshm_close(s);
 	fprintf(stderr, "qemu 3: the client keeps its connection and fds\n");
 	if (vm_start(q3, 3) == -1)
 		return;
@@ -345,14 +345,15 @@ client_setup(int argc, char *argv[])
 {
 	struct ivshm_header	h;
 	struct stat		st, st0;
-	int			i, ok, rv, s;
+	struct ivshm_conn	*s;
+	int			i, ok, rv;
 
 	if ((regions = calloc(argc, sizeof(*regions))) == NULL ||
 	    (maps = calloc(argc, sizeof(*maps))) == NULL)
 		err(1, NULL);
 	s = ivclient_connect(clientsock, IO_TIMEOUT);
-	check(s != -1, "client connects to the client socket");
-	if (s == -1)
+	check(s != NULL, "client connects to the client socket");
+	if (s == NULL)
 		return (-1);
 	for (i = 0; i < argc; i++) {
 		rv = ivclient_request(s, argv[i], &regions[i], IO_TIMEOUT);
@@ -366,7 +367,7 @@ client_setup(int argc, char *argv[])
 			return (-1);
 		nregions = i + 1;
 	}
-	close(s);
+	ivshm_close(s);
 
 	ok = fstat(regions[0].shm, &st0) == 0;
 	for (i = 1; ok && i < nregions; i++)

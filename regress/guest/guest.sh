@@ -69,7 +69,8 @@ build_host() {
 	# shellcheck disable=SC2046
 	${CC:-cc} -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra \
 	    $(pkg-config --cflags libbsd-overlay) -I../.. -o "$OBJ/host" \
-	    host.c ../ivclient.c ../lib.c $(pkg-config --libs libbsd-overlay) \
+	    host.c ../ivclient.c ../lib.c ../../libivshm.c ../../ivshm_host.c \
+	    $(pkg-config --libs libbsd-overlay) \
 	    2>"$T/host.cc"
 }
 

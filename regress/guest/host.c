@@ -145,7 +145,8 @@ main(int argc, char *argv[])
 	char			 missing[512];
 	unsigned long		 want = 0, seen = 0;
 	unsigned int		 boots = 1, b;
-	int			 ch, i, s, n, nok, timeout = 60, failed = 0;
+	struct ivshm_conn	*s;
+	int			 ch, i, n, nok, timeout = 60, failed = 0;
 
 	while ((ch = getopt(argc, argv, "b:n:s:t:")) != -1) {
 		switch (ch) {
@@ -177,7 +178,7 @@ main(int argc, char *argv[])
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
-	if ((s = ivclient_connect(sock, REQ_TIMEOUT)) == -1)
+	if ((s = ivclient_connect(sock, REQ_TIMEOUT)) == NULL)
 		return (1);
 	nregions = argc;
 	if ((regions = calloc(nregions, sizeof(*regions))) == NULL ||
@@ -256,6 +257,6 @@ main(int argc, char *argv[])
 		if (regions[i].rings[0] > 0)
 			failed = 1;
 	fflush(stdout);
-	close(s);
+	ivshm_close(s);
 	return (failed || seen < want);
 }
