@@ -255,6 +255,11 @@ find_addr(struct ivshm_dev *d, const char *addr)
 			    "(like 0000:00:03.0)", addr));
 		snprintf(d->addr, sizeof(d->addr), "%s%s",
 		    strlen(addr) < 12 ? "0000:" : "", addr);
+		snprintf(d->path, sizeof(d->path), "%s/%s", PCI_DEVICES,
+		    d->addr);
+		if (access(d->path, F_OK) == -1)
+			return (dev_err(d, "no PCI device %s (%s: %s)", d->addr,
+			    d->path, strerror(errno)));
 		if ((r = is_ivshm(d, d->addr)) != 1)
 			return (-1);
 		return (0);

@@ -74,6 +74,66 @@ build_host() {
 	    2>"$T/host.cc"
 }
 
+# The guest library's refusals, tried on this machine: devtest.
+build_devtest() {
+	# shellcheck disable=SC2086
+	${CC:-cc} -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra -I"$TOP" \
+	    -o "$OBJ/devtest" devtest.c $LIBSRC 2>"$T/devtest.cc"
+}
+
+# refuses ADDR REASON: devtest fails on ADDR and says REASON.
+refuses() {
+	! "$OBJ/devtest" "$1" fallback >"$T/devtest.out" 2>&1 &&
+	    grep -q "^error: $2" "$T/devtest.out" ||
+	    { show devtest "$T/devtest.out"; return 1; }
+}
+
+# vg_refuses ADDR: devtest refuses ADDR (status 1) with no error or
+# leak under valgrind (status 9).
+vg_refuses() {
+	valgrind -q --error-exitcode=9 --leak-check=full \
+	    --errors-for-leak-kinds=all "$OBJ/devtest" "$1" fallback \
+	    >/dev/null 2>"$T/vg"
+	[ $? -eq 1 ]
+}
+
+# The library on the host, which has PCI devices but no ivshmem one.
+host_side() {
+	check "the guest library builds for this machine" build_devtest ||
+	    { show cc "$T/devtest.cc"; return; }
+	_ivs= _other=
+	for _p in /sys/bus/pci/devices/*; do
+		[ -f "$_p/vendor" ] || continue
+		if [ "$(cat "$_p/vendor"):$(cat "$_p/device")" = \
+		    0x1af4:0x1110 ]; then
+			_ivs=${_p##*/}
+		elif [ -z "$_other" ]; then
+			_other=${_p##*/}
+		fi
+	done
+	if [ -z "$_ivs" ]; then
+		check "with no ivshmem device, the library says so" \
+		    refuses - "no 1af4:1110 device in /sys/bus/pci/devices"
+	else
+		echo "# this machine has an ivshmem device at $_ivs"
+	fi
+	for _a in zz ../../.. "0000:00:00.0 x" 0000:00:00.00000 ""; do
+		check "the library refuses the address '$_a'" \
+		    refuses "$_a" "$_a: not a PCI address"
+	done
+	[ -d /sys/bus/pci/devices/0000:ff:1f.7 ] ||
+	    check "the library names a missing device" \
+		refuses ff:1f.7 "no PCI device 0000:ff:1f.7"
+	[ -n "$_other" ] || return 0
+	check "the library refuses $_other, which is no ivshmem device" \
+	    refuses "$_other" "$_other is [0-9a-f]*:[0-9a-f]*, not an \
+ivshmem device"
+	if have valgrind; then
+		check "valgrind: no leak or error on the way" vg_refuses \
+		    "$_other" || show valgrind "$T/vg"
+	fi
+}
+
 # build_init CC OUT: static, so that the initramfs needs no libc, with
 # the guest half of libivshm built from the top-level sources for the
 # guest's architecture.  glibc rather than musl: musl-gcc does not see
@@ -384,6 +444,7 @@ nvec=$(awk '$1 != "name" && $1 != "total"' "$T/table" | wc -l)
 check "ivserver -n lists the regions of ${LAYOUT##*/}" test -n "$regions" ||
     show "ivserver -n" "$T/table.err"
 [ "$FAIL" -eq 0 ] || finish
+host_side
 
 for arch in $GUEST_ARCH; do
 	t0=$(now)
