@@ -8,6 +8,7 @@ LIB=		libivshm.a
 # The guest half, ivshm_dev.o, is Linux only (sysfs and vfio-pci).
 DEVOBJS!=	[ "`uname -s`" = Linux ] && echo ivshm_dev.o || true
 LIBOBJS=	libivshm.o ivshm_host.o ${DEVOBJS}
+CTL=		ivctl
 
 PREFIX?=	/usr/local
 BINDIR?=	${PREFIX}/sbin
@@ -27,7 +28,7 @@ BSD_CFLAGS!=	pkg-config --cflags libbsd-overlay 2>/dev/null || true
 BSD_LIBS!=	pkg-config --libs libbsd-ctor libbsd-overlay 2>/dev/null || true
 ALLCFLAGS=	${WARNFLAGS} ${OSFLAGS} ${BSD_CFLAGS} ${CPPFLAGS} ${CFLAGS}
 
-all: ${PROG} ${LIB}
+all: ${PROG} ${LIB} ${CTL}
 
 ${PROG}: ${OBJS}
 	${CC} ${CFLAGS} ${LDFLAGS} -o $@ ${OBJS} ${BSD_LIBS}
@@ -38,12 +39,15 @@ ${LIB}: ${LIBOBJS}
 	${AR} rc $@ ${LIBOBJS}
 	-ranlib $@
 
+${CTL}: ivctl.o ${LIB}
+	${CC} ${CFLAGS} ${LDFLAGS} -o $@ ivctl.o ${LIB} ${BSD_LIBS}
+
 .SUFFIXES: .c .o
 .c.o:
 	${CC} ${ALLCFLAGS} -c $<
 
 ${OBJS}: .depcheck ivserver.h ivshm.h log.h
-${LIBOBJS}: .depcheck ivshm.h
+${LIBOBJS} ivctl.o: .depcheck ivshm.h
 ivserver.o: layout-default.inc
 
 # Say which Debian package is missing rather than fail in the compiler.
@@ -94,7 +98,8 @@ lint:
 	mandoc -Tlint -Wwarning ivserver.8 ivserver.conf.5 ivshm.5
 
 clean:
-	rm -f ${PROG} ${OBJS} ${LIB} ${LIBOBJS} layout-default.inc .depcheck
+	rm -f ${PROG} ${OBJS} ${LIB} ${LIBOBJS} ${CTL} ivctl.o \
+	    layout-default.inc .depcheck
 	cd regress && ${MAKE} clean
 	cd regress/fuzz && ${MAKE} clean
 
