@@ -68,6 +68,7 @@ static int	cmd_read(const char *, int, char **);
 static int	cmd_write(const char *, int, char **);
 static void	hexdump(const unsigned char *, size_t, uint64_t);
 static int	host_main(const char *, int, char **);
+static int	dev_main(int, char **);
 static int	peer_main(const char *, int, char **);
 static int	peer_recv(struct peerstate *, int64_t *, int *);
 static int	peer_message(struct peerstate *);
@@ -84,7 +85,13 @@ usage(void)
 	    "       ivctl [-s socket] wait region [-t ms]\n"
 	    "       ivctl [-s socket] read region [offset [length]]\n"
 	    "       ivctl [-s socket] write region [offset] < data\n"
-	    "       ivctl -P [-S socket] peer\n");
+	    "       ivctl -P [-S socket] peer\n"
+	    "       ivctl -D [pci-address] list | info\n"
+	    "       ivctl -D [pci-address] ring [-p peer] region|vector "
+	    "[count]\n"
+	    "       ivctl -D [pci-address] wait region|vector [-t ms]\n"
+	    "       ivctl -D [pci-address] read region [offset [length]]\n"
+	    "       ivctl -D [pci-address] write region [offset] < data\n");
 	exit(EX_USAGE);
 }
 
@@ -444,6 +451,294 @@ host_main(const char *path, int argc, char **argv)
 }
 
 /*
+ * The guest side (-D): the ivshmem device of the VM this runs in,
+ * through libivshm's guest half.  Linux only.
+ */
+#ifdef __linux__
+
+/* The device, with interrupts when the command waits for one. */
+static struct ivshm_dev *
+dev_open(const char *addr, int flags)
+{
+	struct ivshm_dev	*d;
+	char			 err[IVSHM_ERRSIZE];
+
+	if ((d = ivshm_dev_open(addr, flags, err, sizeof(err))) == NULL)
+		die(EX_FAIL, "%s", err);
+	/* The fallback's reason, so that a user can fix it. */
+	if (ivshm_dev_strerror(d)[0] != '\0')
+		fprintf(stderr, "ivctl: %s: %s\n", ivshm_dev_addr(d),
+		    ivshm_dev_strerror(d));
+	return d;
+}
+
+/* A region by name, or a vector by number for ring and wait. */
+static void
+dev_region(struct ivshm_dev *d, const char *name, struct ivshm_region *r,
+    int vector)
+{
+	if (vector && isdigit((unsigned char)name[0])) {
+		memset(r, 0, sizeof(*r));
+		r->vector = (uint32_t)number(name, "vector");
+		if (r->vector > 255)
+			die(EX_USAGE, "vector %s: 0 to 255", name);
+		snprintf(r->name, sizeof(r->name), "%u", r->vector);
+		return;
+	}
+	if (ivshm_dev_find(d, name, r) == -1)
+		die(EX_FAIL, "%s: %s", ivshm_dev_addr(d),
+		    ivshm_dev_strerror(d));
+}
+
+/* The table of ivserver -n and of ivctl list, from the device. */
+static int
+dev_list(const char *addr)
+{
+	struct ivshm_dev	*d = dev_open(addr, 0);
+	struct ivshm_header	 h;
+	struct ivshm_region	 r;
+	volatile void		*win;
+	uint64_t		 size;
+	uint32_t		 i;
+	char			 err[IVSHM_ERRSIZE], hs[32];
+
+	win = ivshm_dev_window(d, &size);
+	if (ivshm_window_check(win, size, err, sizeof(err)) == -1)
+		die(EX_FAIL, "%s: %s", ivshm_dev_addr(d), err);
+	ivshm_copy_in(&h, win, sizeof(h));
+	printf("%-15s %-14s %-14s %14s %6s\n", "name", "begin", "end",
+	    "size", "vector");
+	for (i = 0; i < h.region_count; i++) {
+		if (ivshm_window_region(win, size, i, &r, err,
+		    sizeof(err)) == -1)
+			die(EX_FAIL, "%s: %s", ivshm_dev_addr(d), err);
+		printf("%-15s 0x%012jx 0x%012jx %14ju %6u\n", r.name,
+		    (uintmax_t)r.begin, (uintmax_t)r.end,
+		    (uintmax_t)(r.end - r.begin), r.vector);
+	}
+	human(size, hs, sizeof(hs));
+	printf("total 0x%012jx (%s) in %u regions\n", (uintmax_t)size, hs,
+	    h.region_count);
+	ivshm_dev_close(d);
+	return 0;
+}
+
+static int
+dev_info(const char *addr)
+{
+	struct ivshm_dev	*d = dev_open(addr, 0);
+	struct ivshm_header	 h;
+	volatile void		*win;
+	uint64_t		 size;
+	uint32_t		 pos;
+	char			 err[IVSHM_ERRSIZE];
+
+	if (ivshm_dev_position(d, &pos) == -1)
+		die(EX_FAIL, "%s", ivshm_dev_strerror(d));
+	win = ivshm_dev_window(d, &size);
+	printf("device %s\nivposition %u\nwindow %ju\nvectors %u\n",
+	    ivshm_dev_addr(d), pos, (uintmax_t)size, ivshm_dev_vectors(d));
+	if (ivshm_window_check(win, size, err, sizeof(err)) == -1) {
+		printf("header none (%s)\n", err);
+	} else {
+		ivshm_copy_in(&h, win, sizeof(h));
+		printf("header %u\nregions %u\n", h.version, h.region_count);
+		if (h.flags & IVSHM_HEADER_GENERATION)
+			printf("generation %ju\n", (uintmax_t)h.generation);
+	}
+	ivshm_dev_close(d);
+	return 0;
+}
+
+/* ring [-p peer] region|vector [count] */
+static int
+dev_ring(const char *addr, int argc, char **argv)
+{
+	struct ivshm_dev	*d;
+	struct ivshm_region	 r;
+	uint64_t		 n = 1, peer = IVSHM_HOST_PEER, i;
+
+	if (argc >= 2 && strcmp(argv[0], "-p") == 0) {
+		if ((peer = number(argv[1], "-p")) > 0xffff)
+			die(EX_USAGE, "-p: peer IDs go to 65535");
+		argc -= 2;
+		argv += 2;
+	}
+	if (argc < 1 || argc > 2)
+		usage();
+	if (argc == 2 && (n = number(argv[1], "count")) == 0)
+		die(EX_USAGE, "count: 0 rings nothing");
+	d = dev_open(addr, 0);
+	dev_region(d, argv[0], &r, 1);
+	for (i = 0; i < n; i++)
+		if (ivshm_dev_ring(d, (uint32_t)peer, r.vector) == -1)
+			die(EX_FAIL, "%s", ivshm_dev_strerror(d));
+	ivshm_dev_close(d);
+	return 0;
+}
+
+/* wait region|vector [-t ms]: MSI-X through vfio-pci, else polled. */
+static int
+dev_wait(const char *addr, int argc, char **argv)
+{
+	struct ivshm_dev	*d;
+	struct ivshm_region	 r;
+	const char		*name = NULL;
+	uint64_t		 t;
+	int			 i, n, ms = -1;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+			if ((t = number(argv[++i], "-t")) > INT_MAX)
+				die(EX_USAGE, "-t: %s ms is too long", argv[i]);
+			ms = (int)t;
+		} else if (name == NULL && argv[i][0] != '-')
+			name = argv[i];
+		else
+			usage();
+	}
+	if (name == NULL)
+		usage();
+	d = dev_open(addr, IVSHM_DEV_MSIX | IVSHM_DEV_POLL);
+	dev_region(d, name, &r, 1);
+	if ((n = ivshm_dev_wait(d, r.vector, ms)) == -1)
+		die(EX_FAIL, "%s", ivshm_dev_strerror(d));
+	if (n == 0)
+		die(EX_FAIL, "%s: no ring within %d ms", name, ms);
+	printf("%d\n", n);
+	ivshm_dev_close(d);
+	return 0;
+}
+
+/* Bounds against the region, as offset [length]. */
+static void
+dev_span(const struct ivshm_region *r, int argc, char **argv,
+    uint64_t *off, uint64_t *len, int haslen)
+{
+	uint64_t	size = r->end - r->begin;
+
+	*off = argc > 1 ? number(argv[1], "offset") : 0;
+	if (*off > size)
+		die(EX_FAIL, "%s: offset 0x%jx past its 0x%jx bytes", r->name,
+		    (uintmax_t)*off, (uintmax_t)size);
+	*len = size - *off;
+	if (haslen && argc > 2) {
+		*len = number(argv[2], "length");
+		if (*len > size - *off)
+			die(EX_FAIL, "%s: 0x%jx bytes at 0x%jx pass its end, "
+			    "0x%jx", r->name, (uintmax_t)*len,
+			    (uintmax_t)*off, (uintmax_t)size);
+	}
+}
+
+static int
+dev_read(const char *addr, int argc, char **argv)
+{
+	struct ivshm_dev		*d;
+	struct ivshm_region		 r;
+	const volatile unsigned char	*win;
+	unsigned char			*buf;
+	uint64_t			 off, len, n;
+	int				 tty = isatty(STDOUT_FILENO);
+
+	if (argc < 1 || argc > 3)
+		usage();
+	d = dev_open(addr, 0);
+	dev_region(d, argv[0], &r, 0);
+	dev_span(&r, argc, argv, &off, &len, 1);
+	win = (const volatile unsigned char *)ivshm_dev_window(d, NULL) +
+	    r.begin;
+	if ((buf = malloc(IO_CHUNK)) == NULL)
+		die(EX_FAIL, "%s", strerror(errno));
+	while (len > 0) {
+		n = len < IO_CHUNK ? len : IO_CHUNK;
+		ivshm_copy_in(buf, win + off, (size_t)n);
+		if (tty)
+			hexdump(buf, (size_t)n, off);
+		else if (fwrite(buf, 1, (size_t)n, stdout) != n)
+			die(EX_FAIL, "stdout: %s", strerror(errno));
+		off += n;
+		len -= n;
+	}
+	if (fflush(stdout) == EOF)
+		die(EX_FAIL, "stdout: %s", strerror(errno));
+	free(buf);
+	ivshm_dev_close(d);
+	return 0;
+}
+
+/* All of standard input, or nothing if it does not fit. */
+static int
+dev_write(const char *addr, int argc, char **argv)
+{
+	struct ivshm_dev	*d;
+	struct ivshm_region	 r;
+	volatile unsigned char	*win;
+	unsigned char		*buf;
+	uint64_t		 off, room;
+	size_t			 len = 0, n;
+
+	if (argc < 1 || argc > 2)
+		usage();
+	d = dev_open(addr, 0);
+	dev_region(d, argv[0], &r, 0);
+	dev_span(&r, argc, argv, &off, &room, 0);
+	if (room >= SIZE_MAX || (buf = malloc(room + 1)) == NULL)
+		die(EX_FAIL, "%s", strerror(ENOMEM));
+	while ((n = fread(buf + len, 1, room + 1 - len, stdin)) > 0)
+		if ((len += n) > room)
+			die(EX_FAIL, "%s: the input passes its end at 0x%jx",
+			    r.name, (uintmax_t)(r.end - r.begin));
+	if (ferror(stdin))
+		die(EX_FAIL, "stdin: %s", strerror(errno));
+	win = (volatile unsigned char *)ivshm_dev_window(d, NULL) + r.begin;
+	ivshm_copy_out(win + off, buf, len);
+	free(buf);
+	ivshm_dev_close(d);
+	return 0;
+}
+
+/* -D [pci-address] command: an address has a colon, commands do not. */
+static int
+dev_main(int argc, char **argv)
+{
+	const char	*addr = NULL;
+
+	if (argc >= 1 && strchr(argv[0], ':') != NULL) {
+		addr = argv[0];
+		argc--;
+		argv++;
+	}
+	if (argc < 1)
+		usage();
+	if (strcmp(argv[0], "list") == 0 && argc == 1)
+		return dev_list(addr);
+	if (strcmp(argv[0], "info") == 0 && argc == 1)
+		return dev_info(addr);
+	if (strcmp(argv[0], "ring") == 0)
+		return dev_ring(addr, argc - 1, argv + 1);
+	if (strcmp(argv[0], "wait") == 0)
+		return dev_wait(addr, argc - 1, argv + 1);
+	if (strcmp(argv[0], "read") == 0)
+		return dev_read(addr, argc - 1, argv + 1);
+	if (strcmp(argv[0], "write") == 0)
+		return dev_write(addr, argc - 1, argv + 1);
+	usage();
+}
+
+#else /* !__linux__ */
+
+static int
+dev_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	die(EX_USAGE, "-D: the guest side runs on Linux only");
+}
+
+#endif /* __linux__ */
+
+/*
  * Peer mode: ivshmem protocol 0, as QEMU speaks it.
  */
 
@@ -760,11 +1055,13 @@ int
 main(int argc, char *argv[])
 {
 	const char	*path = NULL;
-	int		 ch, pflag = 0;
+	int		 ch, dflag = 0, pflag = 0;
 
-	/* -D, the guest side, dispatches here too. */
-	while ((ch = getopt(argc, argv, "+PS:s:")) != -1) {
+	while ((ch = getopt(argc, argv, "+DPS:s:")) != -1) {
 		switch (ch) {
+		case 'D':
+			dflag = 1;
+			break;
 		case 'P':
 			pflag = 1;
 			break;
@@ -778,6 +1075,10 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
+	if (dflag && (pflag || path != NULL))
+		usage();
+	if (dflag)
+		return dev_main(argc, argv);
 	if (pflag)
 		return peer_main(path, argc, argv);
 	return host_main(path, argc, argv);

@@ -144,6 +144,15 @@ build_init() {
 	    -o "$2" init.c $LIBSRC 2>"$T/init.cc"
 }
 
+# build_ivctl CC OUT: ivctl for the guest, static too.  Its peer mode
+# wants strtonum, which libbsd gives the host build: compat.c here.
+build_ivctl() {
+	# shellcheck disable=SC2086
+	"$1" -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra -static -s -I"$TOP" \
+	    -include compat.h -o "$2" "$TOP/ivctl.c" compat.c $LIBSRC \
+	    "$TOP/ivshm_host.c" 2>"$T/ivctl.cc"
+}
+
 # fetch_kernel DEBARCH: set kdir to an extracted kernel package in
 # the cache.  The package name carries an ABI number that changes with
 # every security update, so ask the metapackage which one it is today;
@@ -232,12 +241,14 @@ pvh_kernel() {
 	fi
 }
 
-# initrd OUT INIT: the init and the vfio modules in load order.
+# initrd OUT INIT IVCTL: the init, ivctl and the vfio modules in load
+# order.
 initrd() {
 	_r=$T/root.$$
 	rm -rf "$_r"
-	mkdir -p "$_r/lib/modules" || return 1
+	mkdir -p "$_r/lib/modules" "$_r/bin" || return 1
 	cp "$2" "$_r/init" || return 1
+	cp "$3" "$_r/bin/ivctl" || return 1
 	: >"$_r/lib/modules/order"
 	for _ko in $MODULES; do
 		_b=${_ko##*/}
@@ -298,7 +309,9 @@ setup_arch() {
 	fi
 	build_init "$cross" "$OBJ/init-$1" ||
 	    { sed 's/^/# cc: /' "$T/init.cc" >&2; return 1; }
-	initrd "$OBJ/initrd-$1.cpio" "$OBJ/init-$1"
+	build_ivctl "$cross" "$OBJ/ivctl-$1" ||
+	    { sed 's/^/# cc: /' "$T/ivctl.cc" >&2; return 1; }
+	initrd "$OBJ/initrd-$1.cpio" "$OBJ/init-$1" "$OBJ/ivctl-$1"
 }
 
 # boot ARCH N APPEND [noiommu]: one guest boot, its console in
@@ -338,6 +351,12 @@ stop_host() {
 	return $_rc
 }
 
+# same_table A B: the same table, and one with a region in it.
+same_table() {
+	cmp -s "$1" "$2" && grep -q '^name  *begin  *end  *size  *vector$' "$2" &&
+	    [ "$(wc -l <"$2")" -gt 2 ]
+}
+
 # A guest's result: QEMU's exit status and its RESULT line.
 guest_passed() {
 	[ "$1" -eq "$passrc" ] &&
@@ -367,6 +386,10 @@ run_test() {
 	start "$1" -b 3 $regions || return
 	check "$1: the host client holds every region" \
 	    logged '^ready$' "$d/host.out"
+	check "$1: ivctl list on the host" eval \
+	    '"$TOP/ivctl" -s "$d/c" list >"$d/list" 2>"$d/list.err" &&
+	    grep -q "^total .* in $nvec regions$" "$d/list"' ||
+	    show "ivctl list" "$d/list.err"
 
 	allgood=0
 	for n in 1 2 3; do
@@ -392,6 +415,13 @@ group: the VM needs an IOMMU" "$d/console.$n" || bad=1; }
 		sed -n 's/^socket //p' "$d/host.out" >"$d/socket"
 		check "$1: boot $n: the guest found the socket's offsets \
 and vectors in the header" cmp -s "$d/guest.$n" "$d/socket" || bad=1
+		sed -n '/^IVGUEST ivctl begin$/,/^IVGUEST ivctl end/p' \
+		    "$d/console.$n" | sed '1d;$d' >"$d/ivctl.$n"
+		check "$1: boot $n: ivctl -D list in the guest prints the \
+table of ivctl list on the host" same_table "$d/ivctl.$n" "$d/list" || {
+			bad=1
+			diff "$d/list" "$d/ivctl.$n" | sed 's/^/# diff: /' >&2
+		}
 		if [ "$bad" -ne 0 ]; then
 			allgood=1
 			show_console "$n"
