@@ -351,6 +351,23 @@ stop_host() {
 	return $_rc
 }
 
+# section CMD N: what ivctl -D CMD printed in boot N.
+section() {
+	sed -n "/^IVGUEST ivctl $1 begin\$/,/^IVGUEST ivctl $1 end/p" \
+	    "$d/console.$2" | sed '1d;$d'
+}
+
+# wrote_back N: the line ivctl -D write wrote in the last region in boot
+# N, read on the host after the guest has gone.
+wrote_back() {
+	_last=${regions% }
+	_last=${_last##* }
+	_want="written by ivctl -D in boot $1"
+	"$TOP/ivctl" -s "$d/c" read "$_last" 256 "$((${#_want} + 1))" \
+	    >"$d/back" 2>&1 && [ "$(cat "$d/back")" = "$_want" ] ||
+	    { show "ivctl read" "$d/back"; return 1; }
+}
+
 # same_table A B: the same table, and one with a region in it.
 same_table() {
 	cmp -s "$1" "$2" && grep -q '^name  *begin  *end  *size  *vector$' "$2" &&
@@ -415,13 +432,17 @@ group: the VM needs an IOMMU" "$d/console.$n" || bad=1; }
 		sed -n 's/^socket //p' "$d/host.out" >"$d/socket"
 		check "$1: boot $n: the guest found the socket's offsets \
 and vectors in the header" cmp -s "$d/guest.$n" "$d/socket" || bad=1
-		sed -n '/^IVGUEST ivctl begin$/,/^IVGUEST ivctl end/p' \
-		    "$d/console.$n" | sed '1d;$d' >"$d/ivctl.$n"
+		section list "$n" >"$d/ivctl.$n"
 		check "$1: boot $n: ivctl -D list in the guest prints the \
 table of ivctl list on the host" same_table "$d/ivctl.$n" "$d/list" || {
 			bad=1
 			diff "$d/list" "$d/ivctl.$n" | sed 's/^/# diff: /' >&2
 		}
+		check "$1: boot $n: ivctl -D info in the guest reads \
+IVPosition 1" eval 'section info "$n" | grep -q "^ivposition 1$"' || bad=1
+		check "$1: boot $n: what ivctl -D write wrote in the guest, \
+ivctl read reads on the host" wrote_back "$n" || bad=1
+		sed -n 's/^IVGUEST generation //p' "$d/console.$n" >>"$d/gens"
 		if [ "$bad" -ne 0 ]; then
 			allgood=1
 			show_console "$n"
@@ -430,6 +451,9 @@ table of ivctl list on the host" same_table "$d/ivctl.$n" "$d/list" || {
 		sed -n 's/^IVGUEST RESULT /# /p' "$d/console.$n"
 	done
 
+	check "$1: the header's generation grew from boot to boot \
+($(tr '\n' ' ' <"$d/gens"))" eval 'sort -n -u -c "$d/gens" &&
+	    [ "$(wc -l <"$d/gens")" -eq 3 ]'
 	stop_host "$allgood"
 	rc=$?
 	tally -p "$1" "$1: the host client's report" \

@@ -65,6 +65,7 @@ enum {
 };
 
 #define WAIT_MS		20000	/* for one answer from the host */
+#define IVCTL_OFF	256	/* where ivctl -D write writes */
 #define BENCH_MAX	100000
 
 static struct ivshm_dev	*dev;
@@ -87,7 +88,9 @@ static int	 load_modules(void);
 static int	 open_device(void);
 static int	 read_table(void);
 static int	 exchange(const struct ivshm_region *, uint32_t, long long *);
-static int	 run_ivctl(void);
+static int	 run_ivctl(const char *, const char *, const char *,
+		    const char *);
+static int	 try_ivctl(void);
 static int	 cmp_ll(const void *, const void *);
 
 static void
@@ -285,6 +288,11 @@ read_table(void)
 	if (ivshm_window_check(win, size, err, sizeof(err)) == -1)
 		return (fail("window header: %s", err));
 	ivshm_copy_in(&h, win, sizeof(h));
+	if (h.region_count == 0)
+		return (fail("no region in the window"));
+	/* The host's count of VM attaches and detaches: this boot's mark. */
+	if (h.flags & IVSHM_HEADER_GENERATION)
+		say("generation %" PRIu64, h.generation);
 	for (i = 0; i < h.region_count; i++) {
 		struct ivshm_region	*r = &regions[i];
 
@@ -347,28 +355,62 @@ exchange(const struct ivshm_region *r, uint32_t seq, long long *ns)
 	return (0);
 }
 
-/* ivctl -D list, its lines on the console between two markers. */
+/*
+ * ivctl -D cmd [arg], its standard input from the file in (or none),
+ * its lines on the console between two markers named after cmd.
+ */
 static int
-run_ivctl(void)
+run_ivctl(const char *cmd, const char *in, const char *a1, const char *a2)
 {
 	pid_t	pid;
-	int	st;
+	int	st, fd;
 
-	say("ivctl begin");
+	say("ivctl %s begin", cmd);
 	if ((pid = fork()) == -1)
 		return (fail("fork: %s", strerror(errno)));
 	if (pid == 0) {
-		execl(IVCTL, "ivctl", "-D", "list", (char *)NULL);
+		if (in != NULL && ((fd = open(in, O_RDONLY)) == -1 ||
+		    dup2(fd, 0) == -1)) {
+			fprintf(stderr, "%s: %s\n", in, strerror(errno));
+			_exit(127);
+		}
+		execl(IVCTL, "ivctl", "-D", cmd, a1, a2, (char *)NULL);
 		fprintf(stderr, "exec %s: %s\n", IVCTL, strerror(errno));
 		_exit(127);
 	}
 	while (waitpid(pid, &st, 0) == -1)
 		if (errno != EINTR)
 			return (fail("waitpid: %s", strerror(errno)));
-	say("ivctl end status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	say("ivctl %s end status %d", cmd, WIFEXITED(st) ?
+	    WEXITSTATUS(st) : -1);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return (fail("ivctl -D list failed"));
+		return (fail("ivctl -D %s failed", cmd));
 	return (0);
+}
+
+/*
+ * The tool on the device the test has just used: its table for the
+ * host to compare, its info, and a line written into the last region
+ * at IVCTL_OFF for the host to read back (host.c uses only the first
+ * words of a region).
+ */
+static int
+try_ivctl(void)
+{
+	FILE	*f;
+	char	 off[16];
+
+	if (run_ivctl("list", NULL, NULL, NULL) == -1 ||
+	    run_ivctl("info", NULL, NULL, NULL) == -1)
+		return (-1);
+	if ((f = fopen("/ivctl.in", "w")) == NULL)
+		return (fail("/ivctl.in: %s", strerror(errno)));
+	fprintf(f, "written by ivctl -D in boot %u\n", boot);
+	if (fclose(f) == EOF)
+		return (fail("/ivctl.in: %s", strerror(errno)));
+	snprintf(off, sizeof(off), "%u", IVCTL_OFF);
+	return (run_ivctl("write", "/ivctl.in", regions[nregions - 1].name,
+	    off));
 }
 
 static int
@@ -416,7 +458,7 @@ main(void)
 		/* vfio holds the BARs while open: ivctl maps them anew. */
 		ivshm_dev_close(dev);
 		dev = NULL;
-		if (run_ivctl() == -1)
+		if (try_ivctl() == -1)
 			goto out;
 	} else {
 		if ((lat = calloc(rounds, sizeof(*lat))) == NULL) {
