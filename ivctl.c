@@ -44,6 +44,7 @@ struct peerstate {
 	char		 line[256];	/* standard input, up to a newline */
 	size_t		 linelen;
 	int		 s;
+	int		 hello;		/* "self" printed: joins are news */
 	long		 self;
 	int		 shm;
 	struct peer	*peers;		/* [PEER_MAX] */
@@ -829,7 +830,7 @@ peer_message(struct peerstate *ps)
 		free(p->vec);
 		p->vec = NULL;
 		p->nvec = 0;
-		if (v != ps->self)
+		if (v != ps->self && ps->hello)
 			printf("leave %jd\n", (intmax_t)v);
 		fflush(stdout);
 		return 1;
@@ -842,7 +843,7 @@ peer_message(struct peerstate *ps)
 		die(EX_FAIL, "%s", strerror(errno));
 	p->vec = nv;
 	p->vec[p->nvec++] = fd;
-	if (v != ps->self && p->nvec == 1 && ps->self != -1)
+	if (v != ps->self && p->nvec == 1 && ps->hello)
 		printf("join %jd\n", (intmax_t)v);
 	fflush(stdout);
 	return 1;
@@ -978,7 +979,7 @@ peer_main(const char *path, int argc, char **argv)
 	char			 dir[sizeof(ps.path)];
 	int64_t			 v;
 	uint64_t		 cnt;
-	int			 fd, i, n, k, npfd, live = 1, hello = 0;
+	int			 fd, i, n, k, npfd, live = 1;
 	struct peer		*self;
 
 	if (argc != 1 || strcmp(argv[0], "peer") != 0)
@@ -1018,23 +1019,30 @@ peer_main(const char *path, int argc, char **argv)
 		pfd[0].fd = ps.s;
 		pfd[0].events = POLLIN;
 		/* Commands only once we have told who we are. */
-		pfd[1].fd = hello ? STDIN_FILENO : -1;
+		pfd[1].fd = ps.hello ? STDIN_FILENO : -1;
 		pfd[1].events = POLLIN;
 		for (i = 0; i < self->nvec; i++) {
 			pfd[2 + i].fd = self->vec[i];
 			pfd[2 + i].events = POLLIN;
 		}
-		k = poll(pfd, npfd, hello ? -1 : PEER_SETTLE);
+		k = poll(pfd, npfd, ps.hello ? -1 : PEER_SETTLE);
 		if (k == -1 && errno != EINTR)
 			die(EX_FAIL, "poll: %s", strerror(errno));
-		if (k == 0 && !hello && self->nvec > 0) {
+		if (k == 0 && !ps.hello && self->nvec > 0) {
 			peer_hello(&ps);
-			hello = 1;
+			ps.hello = 1;
 		}
-		if (k > 0 && (pfd[0].revents & (POLLIN | POLLHUP)) &&
-		    peer_message(&ps) == 0) {
-			printf("server closed\n");
-			live = 0;
+		/* All that came, before any command: a join is whole. */
+		if (k > 0 && (pfd[0].revents & (POLLIN | POLLHUP))) {
+			do {
+				if (peer_message(&ps) == 0) {
+					printf("server closed\n");
+					live = 0;
+					break;
+				}
+				pfd[0].revents = 0;
+			} while (poll(pfd, 1, 0) == 1 &&
+			    (pfd[0].revents & (POLLIN | POLLHUP)));
 		}
 		for (i = 0; k > 0 && i < npfd - 2 && i < self->nvec; i++)
 			if ((pfd[2 + i].revents & POLLIN) &&
