@@ -544,7 +544,8 @@ dev_info(const char *addr)
 	} else {
 		ivshm_copy_in(&h, win, sizeof(h));
 		printf("header %u\nregions %u\n", h.version, h.region_count);
-		if (h.flags & IVSHM_HEADER_GENERATION)
+		if ((h.flags & IVSHM_HEADER_GENERATION) &&
+		    h.region_offset >= 48)
 			printf("generation %ju\n", (uintmax_t)h.generation);
 	}
 	ivshm_dev_close(d);

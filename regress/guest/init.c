@@ -291,7 +291,7 @@ read_table(void)
 	if (h.region_count == 0)
 		return (fail("no region in the window"));
 	/* The host's count of VM attaches and detaches: this boot's mark. */
-	if (h.flags & IVSHM_HEADER_GENERATION)
+	if ((h.flags & IVSHM_HEADER_GENERATION) && h.region_offset >= 48)
 		say("generation %" PRIu64, h.generation);
 	for (i = 0; i < h.region_count; i++) {
 		struct ivshm_region	*r = &regions[i];
