@@ -23,7 +23,9 @@
 #
 # Environment: LAYOUT (../../conf/layout.json), GUEST_ARCH (x86_64, plus
 # aarch64 when its QEMU and cross compiler are installed), ROUNDS (1000,
-# for bench), QEMU_TIMEOUT (180 s per boot), and those of lib.sh.
+# for bench), QEMU_TIMEOUT (180 s per boot), GUEST_CFLAGS (more flags for
+# the guest programs, e.g. -fsanitize=undefined
+# -fsanitize-undefined-trap-on-error) and those of lib.sh.
 
 mode=${1:-test}
 case $mode in
@@ -140,7 +142,8 @@ ivshmem device"
 # <linux/vfio.h>.
 build_init() {
 	# shellcheck disable=SC2086
-	"$1" -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra -static -s -I"$TOP" \
+	"$1" -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra ${GUEST_CFLAGS:-} \
+	    -static -s -I"$TOP" \
 	    -o "$2" init.c $LIBSRC 2>"$T/init.cc"
 }
 
@@ -148,7 +151,8 @@ build_init() {
 # wants strtonum, which libbsd gives the host build: compat.c here.
 build_ivctl() {
 	# shellcheck disable=SC2086
-	"$1" -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra -static -s -I"$TOP" \
+	"$1" -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra ${GUEST_CFLAGS:-} \
+	    -static -s -I"$TOP" \
 	    -include compat.h -o "$2" "$TOP/ivctl.c" compat.c $LIBSRC \
 	    "$TOP/ivshm_host.c" 2>"$T/ivctl.cc"
 }
