@@ -12,6 +12,11 @@
  * ivshm(5).
  */
 
+/* Linux only: O_CLOEXEC, pread and eventfd even under -std=c99. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
 #include <sys/types.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
