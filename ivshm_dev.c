@@ -813,6 +813,9 @@ ivshm_dev_open(const char *addr, int flags, char *err, size_t errlen)
 		goto fail;
 	if ((flags & IVSHM_DEV_POLL) && poll_setup(d) == -1)
 		goto fail;
+	/* Without interrupts, the vector count is only for the curious. */
+	if ((flags & IVSHM_DEV_POLL) == 0 && find_msix(d) == -1)
+		d->nvec = 0;
 	/* Why MSI-X did not work stays for ivshm_dev_strerror. */
 	snprintf(d->err, sizeof(d->err), "%s", why);
 	return (d);

@@ -442,8 +442,10 @@ table of ivctl list on the host" same_table "$d/ivctl.$n" "$d/list" || {
 			bad=1
 			diff "$d/list" "$d/ivctl.$n" | sed 's/^/# diff: /' >&2
 		}
+		section info "$n" >"$d/info.$n"
 		check "$1: boot $n: ivctl -D info in the guest reads \
-IVPosition 1" eval 'section info "$n" | grep -q "^ivposition 1$"' || bad=1
+IVPosition 1 and $nvec vectors" eval 'grep -q "^ivposition 1$" "$d/info.$n" &&
+		    grep -q "^vectors $nvec$" "$d/info.$n"' || bad=1
 		check "$1: boot $n: what ivctl -D write wrote in the guest, \
 ivctl read reads on the host" wrote_back "$n" || bad=1
 		sed -n 's/^IVGUEST generation //p' "$d/console.$n" >>"$d/gens"
