@@ -448,6 +448,9 @@ IVPosition 1 and $nvec vectors" eval 'grep -q "^ivposition 1$" "$d/info.$n" &&
 		    grep -q "^vectors $nvec$" "$d/info.$n"' || bad=1
 		check "$1: boot $n: what ivctl -D write wrote in the guest, \
 ivctl read reads on the host" wrote_back "$n" || bad=1
+		check "$1: boot $n: ivctl -D refuses vector 256 and an \
+offset past the region" eval 'section ring "$n" | grep -q "vector 256: 0 to \
+255" && section read "$n" | grep -q "offset 0x100000000 past its"' || bad=1
 		sed -n 's/^IVGUEST generation //p' "$d/console.$n" >>"$d/gens"
 		if [ "$bad" -ne 0 ]; then
 			allgood=1

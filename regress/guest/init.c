@@ -88,7 +88,7 @@ static int	 load_modules(void);
 static int	 open_device(void);
 static int	 read_table(void);
 static int	 exchange(const struct ivshm_region *, uint32_t, long long *);
-static int	 run_ivctl(const char *, const char *, const char *,
+static int	 run_ivctl(int, const char *, const char *, const char *,
 		    const char *);
 static int	 try_ivctl(void);
 static int	 cmp_ll(const void *, const void *);
@@ -357,10 +357,12 @@ exchange(const struct ivshm_region *r, uint32_t seq, long long *ns)
 
 /*
  * ivctl -D cmd [arg], its standard input from the file in (or none),
- * its lines on the console between two markers named after cmd.
+ * its lines on the console between two markers named after cmd; it
+ * must exit with status want.
  */
 static int
-run_ivctl(const char *cmd, const char *in, const char *a1, const char *a2)
+run_ivctl(int want, const char *cmd, const char *in, const char *a1,
+    const char *a2)
 {
 	pid_t	pid;
 	int	st, fd;
@@ -383,8 +385,10 @@ run_ivctl(const char *cmd, const char *in, const char *a1, const char *a2)
 			return (fail("waitpid: %s", strerror(errno)));
 	say("ivctl %s end status %d", cmd, WIFEXITED(st) ?
 	    WEXITSTATUS(st) : -1);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return (fail("ivctl -D %s failed", cmd));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != want)
+		return (fail("ivctl -D %s %s: status %d, expected %d", cmd,
+		    a1 != NULL ? a1 : "", WIFEXITED(st) ? WEXITSTATUS(st) :
+		    -1, want));
 	return (0);
 }
 
@@ -400,8 +404,12 @@ try_ivctl(void)
 	FILE	*f;
 	char	 off[16];
 
-	if (run_ivctl("list", NULL, NULL, NULL) == -1 ||
-	    run_ivctl("info", NULL, NULL, NULL) == -1)
+	if (run_ivctl(0, "list", NULL, NULL, NULL) == -1 ||
+	    run_ivctl(0, "info", NULL, NULL, NULL) == -1)
+		return (-1);
+	/* Refused: a vector QEMU would take for another, a bad offset. */
+	if (run_ivctl(2, "ring", NULL, "256", NULL) == -1 ||
+	    run_ivctl(1, "read", NULL, regions[0].name, "0x100000000") == -1)
 		return (-1);
 	if ((f = fopen("/ivctl.in", "w")) == NULL)
 		return (fail("/ivctl.in: %s", strerror(errno)));
@@ -409,8 +417,8 @@ try_ivctl(void)
 	if (fclose(f) == EOF)
 		return (fail("/ivctl.in: %s", strerror(errno)));
 	snprintf(off, sizeof(off), "%u", IVCTL_OFF);
-	return (run_ivctl("write", "/ivctl.in", regions[nregions - 1].name,
-	    off));
+	return (run_ivctl(0, "write", "/ivctl.in",
+	    regions[nregions - 1].name, off));
 }
 
 static int
