@@ -14,6 +14,9 @@ PREFIX?=	/usr/local
 BINDIR?=	${PREFIX}/sbin
 MANDIR?=	${PREFIX}/share/man
 INCDIR?=	${PREFIX}/include
+LIBDIR?=	${PREFIX}/lib
+PKGDIR?=	${LIBDIR}/pkgconfig
+CTLDIR?=	${PREFIX}/bin
 EXDIR?=		${PREFIX}/share/examples/ivserver
 
 CC?=		cc
@@ -28,7 +31,9 @@ BSD_CFLAGS!=	pkg-config --cflags libbsd-overlay 2>/dev/null || true
 BSD_LIBS!=	pkg-config --libs libbsd-ctor libbsd-overlay 2>/dev/null || true
 ALLCFLAGS=	${WARNFLAGS} ${OSFLAGS} ${BSD_CFLAGS} ${CPPFLAGS} ${CFLAGS}
 
-all: ${PROG} ${LIB} ${CTL}
+VERSION!=	sed -n 's/^\#define IVSERVER_VERSION.*"\(.*\)"/\1/p' ivserver.h
+
+all: ${PROG} ${LIB} ${CTL} libivshm.pc
 
 ${PROG}: ${OBJS}
 	${CC} ${CFLAGS} ${LDFLAGS} -o $@ ${OBJS} ${BSD_LIBS}
@@ -41,6 +46,11 @@ ${LIB}: ${LIBOBJS}
 
 ${CTL}: ivctl.o ${LIB}
 	${CC} ${CFLAGS} ${LDFLAGS} -o $@ ivctl.o ${LIB} ${BSD_LIBS}
+
+libivshm.pc: libivshm.pc.in Makefile ivserver.h
+	sed -e 's|@PREFIX@|${PREFIX}|' -e 's|@INCDIR@|${INCDIR}|' \
+	    -e 's|@LIBDIR@|${LIBDIR}|' -e 's|@VERSION@|${VERSION}|' \
+	    libivshm.pc.in >$@
 
 .SUFFIXES: .c .o
 .c.o:
@@ -74,8 +84,10 @@ bench: all
 	cd regress && ${MAKE} bench
 
 install: all
-	mkdir -p ${DESTDIR}${BINDIR} ${DESTDIR}${MANDIR}/man5 \
-	    ${DESTDIR}${MANDIR}/man8 ${DESTDIR}${INCDIR} ${DESTDIR}${EXDIR}
+	mkdir -p ${DESTDIR}${BINDIR} ${DESTDIR}${MANDIR}/man3 \
+	    ${DESTDIR}${MANDIR}/man5 ${DESTDIR}${MANDIR}/man8 \
+	    ${DESTDIR}${INCDIR} ${DESTDIR}${EXDIR} ${DESTDIR}${LIBDIR} \
+	    ${DESTDIR}${PKGDIR} ${DESTDIR}${CTLDIR}
 	install -m 755 ${PROG} ${DESTDIR}${BINDIR}/${PROG}
 	ln -sf ${PROG} ${DESTDIR}${BINDIR}/ivshmem-server
 	install -m 644 ivserver.8 ${DESTDIR}${MANDIR}/man8/ivserver.8
@@ -83,6 +95,11 @@ install: all
 	install -m 644 ivserver.conf.5 ${DESTDIR}${MANDIR}/man5/ivserver.conf.5
 	install -m 644 ivshm.5 ${DESTDIR}${MANDIR}/man5/ivshm.5
 	install -m 644 ivshm.h ${DESTDIR}${INCDIR}/ivshm.h
+	install -m 644 ${LIB} ${DESTDIR}${LIBDIR}/${LIB}
+	install -m 644 libivshm.pc ${DESTDIR}${PKGDIR}/libivshm.pc
+	install -m 644 libivshm.3 ${DESTDIR}${MANDIR}/man3/libivshm.3
+	install -m 755 ${CTL} ${DESTDIR}${CTLDIR}/${CTL}
+	install -m 644 ivctl.8 ${DESTDIR}${MANDIR}/man8/ivctl.8
 	install -m 644 conf/*.json ${DESTDIR}${EXDIR}/
 
 uninstall:
@@ -91,14 +108,18 @@ uninstall:
 	    ${DESTDIR}${MANDIR}/man8/ivshmem-server.8 \
 	    ${DESTDIR}${MANDIR}/man5/ivserver.conf.5 \
 	    ${DESTDIR}${MANDIR}/man5/ivshm.5 \
-	    ${DESTDIR}${INCDIR}/ivshm.h
+	    ${DESTDIR}${INCDIR}/ivshm.h ${DESTDIR}${LIBDIR}/${LIB} \
+	    ${DESTDIR}${PKGDIR}/libivshm.pc \
+	    ${DESTDIR}${MANDIR}/man3/libivshm.3 \
+	    ${DESTDIR}${CTLDIR}/${CTL} ${DESTDIR}${MANDIR}/man8/ivctl.8
 	rm -rf ${DESTDIR}${EXDIR}
 
 lint:
-	mandoc -Tlint -Wwarning ivserver.8 ivserver.conf.5 ivshm.5
+	mandoc -Tlint -Wwarning ivserver.8 ivserver.conf.5 ivshm.5 ivctl.8 \
+	    libivshm.3
 
 clean:
-	rm -f ${PROG} ${OBJS} ${LIB} ${LIBOBJS} ${CTL} ivctl.o \
+	rm -f ${PROG} ${OBJS} ${LIB} ${LIBOBJS} ${CTL} ivctl.o libivshm.pc \
 	    layout-default.inc .depcheck
 	cd regress && ${MAKE} clean
 	cd regress/fuzz && ${MAKE} clean

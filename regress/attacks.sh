@@ -130,6 +130,31 @@ not hung (exit $RC)" sh -c "[ $RC -eq 1 ] &&
 exec 4>&-
 await_pid "$BL"
 
+# --- a watcher that never reads ------------------------------------------------
+
+# It asks to watch and reads nothing while VMs come and go: the server
+# cuts it off once its socket is full, and a watcher that reads sees
+# every attach and detach, in order, meanwhile.
+mkdir -p "$T/w"
+start_server "$T/w" -t 2
+mkfifo "$T/hold3"
+./hostile -w -s "$T/w/c" -q "$T/w/q" <"$T/hold3" >"$T/watch.out" 2>&1 &
+WH=$!
+at_exit "kill -9 $WH 2>/dev/null"
+exec 5>"$T/hold3"
+logged 'cycles' "$T/watch.out"
+check "a watcher that never reads is cut off, and one that reads sees \
+every event ($(cat "$T/watch.out"))" grep -q '^cut off after' "$T/watch.out"
+check "the server says why" \
+    grep -q 'does not read its events; disconnecting' "$T/w/server.log"
+ms=$(sed -n 's/.* still served after \([0-9]*\) ms$/\1/p' "$T/watch.out")
+check "the reading watcher outlives the -t 2 deadline (${ms:-?} ms)" \
+    test "${ms:-0}" -gt 2000
+check "and the server still serves" serves "$T/w"
+exec 5>&-
+await_pid "$WH"
+stop_server
+
 # --- the pid file --------------------------------------------------------------
 
 ln -s "$IVSERVER" "$T/ivshmem-server"

@@ -64,11 +64,35 @@ rc 2 "host: ivctl with an unknown command exits 2" \
     "$IVCTL" -s "$D/c" frobnicate
 rc 2 "host: ivctl ring with no region exits 2" "$IVCTL" -s "$D/c" ring
 
+# The EXAMPLES program of libivshm(3), as a user would paste it.
+awk '/^\.Sh EXAMPLES/ { e = 1 } e && /^\.Bd -literal/ { p = 1; next }
+    p && /^\.Ed/ { exit } p' ../libivshm.3 >"$T/pong.c"
+check "the program in libivshm(3) EXAMPLES builds with the library" \
+    ${CC:-cc} -std=c99 -Wall -Wextra -Werror -I.. -o "$T/pong" "$T/pong.c" \
+    ../libivshm.a
+# Installed, the library is found through pkg-config.
+I=$T/inst
+check "make install puts libivshm.a, ivshm.h, libivshm.pc, ivctl and \
+the manuals under DESTDIR" sh -c "cd .. && ${MAKE:-make} -s install \
+DESTDIR='$I' PREFIX=/usr/local >'$T/install.out' 2>&1 &&
+    test -f '$I/usr/local/lib/libivshm.a' &&
+    test -f '$I/usr/local/include/ivshm.h' &&
+    test -f '$I/usr/local/lib/pkgconfig/libivshm.pc' &&
+    test -x '$I/usr/local/bin/ivctl' &&
+    test -f '$I/usr/local/share/man/man3/libivshm.3' &&
+    test -f '$I/usr/local/share/man/man8/ivctl.8'" ||
+    show "make install" "$T/install.out"
+flags=$(PKG_CONFIG_SYSROOT_DIR=$I \
+    PKG_CONFIG_LIBDIR=$I/usr/local/lib/pkgconfig \
+    pkg-config --cflags --libs libivshm 2>&1)
+# shellcheck disable=SC2086
+check "and the example builds with pkg-config's flags for it ($flags)" \
+    ${CC:-cc} -std=c99 -Wall -Werror -o "$T/pong2" "$T/pong.c" $flags
 region=$(awk '$1 == "ril" { print $1, $5 }' "$D/n")
 nregions=$(grep -c '^[a-z0-9_]* *0x' "$D/n")
 # shellcheck disable=SC2086
 tally -p host "host: ivctltest" env TMPDIR="$D" ./ivctltest -c "$IVCTL" \
-    -Q "$QEMU" -q "$D/q" -s "$D/c" -n "$nregions" $region ||
+    -Q "$QEMU" -q "$D/q" -s "$D/c" -n "$nregions" -x "$T/pong" $region ||
     show ivserver "$D/server.log"
 check "host: ivserver still runs" alive "$SERVERPID"
 rc 0 "host: ivctl status after the VMs" "$IVCTL" -s "$D/c" status

@@ -2,14 +2,15 @@
  * ivctltest: ivctl against a live ivserver and real QEMUs (qtest).
  *
  *	ivctltest -c ivctl -q qemu-socket -s client-socket -n vectors
- *	    [-Q qemu] region vector
+ *	    [-Q qemu] [-x example] region vector
  *	ivctltest -P -c ivctl -q qemu-socket -n vectors [-Q qemu]
  *
  * Host mode: ivctl watch sees a VM attach, die of SIGKILL and another
  * attach, in order, with the pids and generations status reports;
  * ivctl ring raises the region's MSI-X vector in QEMU; a doorbell the
  * guest rings wakes ivctl wait; what ivctl writes the guest reads in
- * BAR 2, and the other way round.  Peer mode (the server must be fresh,
+ * BAR 2, and the other way round; the example program of libivshm(3)
+ * (-x) answers a doorbell with "pong" and a ring.  Peer mode (the server must be fresh,
  * so that ivctl gets ID 0): ivctl -P peer sees two QEMUs join, rings
  * their vectors, one or all, hears their doorbells and sees one leave.
  *
@@ -62,13 +63,14 @@ static void	 host_watch_attach(struct child *, struct qvm *, uint64_t *);
 static void	 host_ring(struct qvm *);
 static void	 host_wait(struct qvm *);
 static void	 host_rw(struct qvm *);
+static void	 host_example(struct qvm *);
 static void	 host_main(void);
 static void	 peer_main(void);
 
 static struct qvm_conf		 conf = {
 	"qemu-system-x86_64", NULL, NULL, 1, 0, QEMU_LIFETIME
 };
-static const char		*ivctlbin, *clientsock, *region;
+static const char		*ivctlbin, *clientsock, *region, *example;
 static struct ivshm_port	*port;
 static unsigned int		 vector;
 static char			 tmpdir[256];
@@ -77,7 +79,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: %s [-P] -c ivctl -q qemu-socket "
-	    "[-s client-socket] -n vectors [-Q qemu] [region vector]\n",
+	    "[-s client-socket] -n vectors [-Q qemu] [-x example]\n"
+	    "\t[region vector]\n",
 	    getprogname());
 	exit(1);
 }
@@ -344,6 +347,41 @@ host_rw(struct qvm *q)
 	check(rv == 1, "so does ivctl write");
 }
 
+/* The program of libivshm(3)'s EXAMPLES, as a user would paste it. */
+static void
+host_example(struct qvm *q)
+{
+	struct child	 c;
+	char		*argv[3];
+	const char	*got;
+	long long	 deadline;
+	int		 i;
+
+	argv[0] = (char *)(uintptr_t)example;
+	argv[1] = (char *)(uintptr_t)clientsock;
+	argv[2] = NULL;
+	if (child_start(&c, argv) == -1)
+		return;
+	deadline = now_ms() + LINE_TIMEOUT;
+	while (!holds_eventfd(c.pid) && ms_left(deadline) > 0)
+		sleep_ms(5);
+	for (i = 1; i <= 2; i++) {
+		check(pba_expect(q, -1) == 0 && doorbell(q, 0, vector) == 0 &&
+		    pba_expect(q, (int)vector) == 0, "the example answers "
+		    "doorbell %d with a ring of vector %u", i, vector);
+		got = qt_cmd(q, "read 0x%jx 5", (uintmax_t)(q->bar[2] +
+		    port->begin + 2048));
+		check(got != NULL && strcmp(got, "0x706f6e6700") == 0,
+		    "and \"pong\" at 2048 in BAR2 (%s)", got ? got :
+		    "no answer");
+		check(msix_deliver(q, vector) == 0, "which QEMU delivers");
+		qt_cmd(q, "write 0x%jx 5 0x0000000000", (uintmax_t)(q->bar[2] +
+		    port->begin + 2048));
+	}
+	kill(c.pid, SIGTERM);
+	child_end(&c, LINE_TIMEOUT);
+}
+
 static void
 host_main(void)
 {
@@ -384,6 +422,8 @@ host_main(void)
 	host_ring(&q1);
 	host_wait(&q1);
 	host_rw(&q1);
+	if (example != NULL)
+		host_example(&q1);
 
 	pid1 = q1.pid;
 	qvm_kill(&q1);
@@ -484,7 +524,7 @@ main(int argc, char *argv[])
 {
 	int	 ch, pflag = 0;
 
-	while ((ch = getopt(argc, argv, "Pc:n:Q:q:s:")) != -1) {
+	while ((ch = getopt(argc, argv, "Pc:n:Q:q:s:x:")) != -1) {
 		switch (ch) {
 		case 'P':
 			pflag = 1;
@@ -503,6 +543,9 @@ main(int argc, char *argv[])
 			break;
 		case 's':
 			clientsock = optarg;
+			break;
+		case 'x':
+			example = optarg;
 			break;
 		default:
 			usage();

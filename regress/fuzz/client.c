@@ -2,9 +2,13 @@
  * Fuzz the host-client protocol: a byte stream in, cut into writes at
  * points the input chooses, fed through a socketpair to proto.c's own
  * connection state machine.  The first byte of every chunk is its
- * length.  Every reply must be a version or a well-formed answer.
+ * length.  What comes back must be the version and then exactly the
+ * replies to the whole requests the stream holds, as a model of the
+ * protocol counts them: 16 bytes for a region or the window, 64 for a
+ * status, 40 for the start of a watch and 40 for each VM event after.
  */
 
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <stdio.h>
@@ -27,8 +31,10 @@ setup(void)
 	flayout.shmfd = -1;
 	if (layout_parse(&flayout, "fuzz", js, sizeof(js) - 1) == -1)
 		abort();
-	/* Stand-ins for the eventfds and the window: any open fds. */
-	flayout.shmfd = 0;
+	/* Stand-ins for the eventfds: any open fd; a window to write. */
+	if ((flayout.shmfd = memfd_create("fuzz", MFD_CLOEXEC)) == -1 ||
+	    ftruncate(flayout.shmfd, (off_t)flayout.size) == -1)
+		abort();
 	flayout.regions[0].g2h = flayout.regions[0].h2g = 0;
 	flayout.regions[1].g2h = flayout.regions[1].h2g = 0;
 	fsrv.layout = &flayout;
@@ -67,8 +73,8 @@ drain(int s)
 		for (c = CMSG_FIRSTHDR(&mh); c != NULL;
 		    c = CMSG_NXTHDR(&mh, c)) {
 			k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			if (k != 3)
-				abort();	/* fds come three at a time */
+			if (k != 3 && k != 1)
+				abort();	/* a region's three, the window */
 			for (i = 0; i < k; i++) {
 				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int),
 				    sizeof(fd));
@@ -79,15 +85,52 @@ drain(int s)
 	}
 }
 
+/*
+ * The bytes the server must send for the requests in the stream, as
+ * the client wrote it (the chunk lengths taken out); *watch if the
+ * last request left the connection watching.
+ */
+static size_t
+model(const uint8_t *req, size_t n, int *watch)
+{
+	size_t		 off = 0, want = 4;
+	unsigned int	 k;
+
+	*watch = 0;
+	while (n - off >= 2) {
+		k = req[off] | (unsigned int)req[off + 1] << 8;
+		off += 2;
+		if (k >= 1 && k <= REGION_NAME_MAX) {
+			if (n - off < k)
+				break;
+			off += k;
+			want += 16;
+		} else if (k == IVSHM_REQ_WINDOW)
+			want += 16;
+		else if (k == IVSHM_REQ_STATUS)
+			want += sizeof(struct ivshm_status);
+		else if (k == IVSHM_REQ_WATCH) {
+			*watch = off == n;	/* a byte more ends it */
+			return want + sizeof(struct ivshm_event);
+		} else
+			break;
+	}
+	return want;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	struct conn	*c;
-	size_t		 off = 0, chunk, got = 0;
-	int		 sp[2], i;
+	static struct peer	 vm;
+	struct conn		*c;
+	uint8_t			*sent;
+	size_t			 off = 0, chunk, got = 0, nsent = 0, want;
+	int			 sp[2], i, watch;
 
 	if (srv == NULL)
 		setup();
+	if ((sent = malloc(len + 1)) == NULL)
+		abort();
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp) == -1)
 		abort();
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -112,16 +155,39 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 			chunk = len - off;
 		if (chunk > 0 && write(sp[1], data + off, chunk) == -1)
 			abort();
+		memcpy(sent + nsent, data + off, chunk);
+		nsent += chunk;
 		off += chunk;
 		/* Enough reads to take every byte of the chunk. */
 		for (i = 0; i < 40 && !c->dead && c->state != C_SEND; i++)
 			conn_input(c);
 	}
+	/* A reply held back leaves requests unread: take them too. */
+	for (i = 0; i < 2 * 32 && !c->dead; i++) {
+		if (c->state == C_SEND)
+			conn_output(c);
+		else
+			conn_input(c);
+		got += drain(sp[1]);
+	}
 	got += drain(sp[1]);
-	/* The version, then whole 16-byte answers only. */
-	if (got < 4 || (got - 4) % 16 != 0)
+	want = model(sent, nsent, &watch);
+	/* A watcher hears of a VM that comes and goes, and nothing else. */
+	if (watch && !c->dead && c->state == C_WATCH) {
+		vm.id = 1;
+		vm.pid = 1;
+		conn_vm_event(IVSHM_EVENT_ATTACH, &vm);
+		conn_vm_event(IVSHM_EVENT_DETACH, &vm);
+		got += drain(sp[1]);
+		want += 2 * sizeof(struct ivshm_event);
+	}
+	if (got != want)
 		abort();
+	free(sent);
 	close(sp[1]);
-	conn_close(c);
+	if (c->dead || c->state != C_WATCH || watch)
+		conn_close(c);
+	else
+		abort();
 	return 0;
 }
