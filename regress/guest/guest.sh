@@ -54,8 +54,8 @@ if [ -z "${GUEST_ARCH:-}" ]; then
 	fi
 fi
 
-host=
-at_exit 'stop_host 1 >/dev/null 2>&1'
+host= pong=
+at_exit 'stop_host 1 >/dev/null 2>&1; [ -z "$pong" ] || kill "$pong"'
 
 now() {
 	date +%s.%N
@@ -88,6 +88,29 @@ refuses() {
 	! "$OBJ/devtest" "$1" fallback >"$T/devtest.out" 2>&1 &&
 	    grep -q "^error: $2" "$T/devtest.out" ||
 	    { show devtest "$T/devtest.out"; return 1; }
+}
+
+# examples: the guest program of libivshm(3) GUEST SIDE and the host
+# program of its EXAMPLES, as a user would paste them, built against
+# the installed header and library.
+examples() {
+	awk '/^\.Ss A guest program/ { g = 1 } g && /^\.Bd -literal/ {
+	    p = 1; next } p && /^\.Ed/ { exit } p' "$TOP/libivshm.3" |
+	    sed 's/\\e/\\/g' >"$OBJ/ping.c"
+	awk '/^\.Sh EXAMPLES/ { e = 1 } e && /^\.Bd -literal/ { p = 1; next }
+	    p && /^\.Ed/ { exit } p' "$TOP/libivshm.3" >"$OBJ/pong.c"
+	_i=$T/inst
+	check "make install puts the library and its header under DESTDIR" \
+	    sh -c "cd '$TOP' && ${MAKE:-make} -s install DESTDIR='$_i' \
+	    PREFIX=/usr/local >'$T/install.out' 2>&1" ||
+	    show "make install" "$T/install.out"
+	check "the guest program of libivshm(3) builds against them" \
+	    ${CC:-cc} -std=c99 -Wall -Wextra -Werror \
+	    -I"$_i/usr/local/include" -o "$OBJ/ping" "$OBJ/ping.c" \
+	    "$_i/usr/local/lib/libivshm.a"
+	check "and so does its host program" ${CC:-cc} -std=c99 -Wall \
+	    -Wextra -Werror -I"$_i/usr/local/include" -o "$OBJ/pong" \
+	    "$OBJ/pong.c" "$_i/usr/local/lib/libivshm.a"
 }
 
 # vg_refuses ADDR: devtest refuses ADDR (status 1) with no error or
@@ -126,6 +149,7 @@ host_side() {
 	[ -d /sys/bus/pci/devices/0000:ff:1f.7 ] ||
 	    check "the library names a missing device" \
 		refuses ff:1f.7 "no PCI device 0000:ff:1f.7"
+	examples
 	[ -n "$_other" ] || return 0
 	check "the library refuses $_other, which is no ivshmem device" \
 	    refuses "$_other" "$_other is [0-9a-f]*:[0-9a-f]*, not an \
@@ -155,6 +179,13 @@ build_ivctl() {
 	    -static -s -I"$TOP" \
 	    -include compat.h -o "$2" "$TOP/ivctl.c" compat.c $LIBSRC \
 	    "$TOP/ivshm_host.c" 2>"$T/ivctl.cc"
+}
+
+# build_ping CC OUT: the guest program of libivshm(3) for the guest.
+build_ping() {
+	# shellcheck disable=SC2086
+	"$1" -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra ${GUEST_CFLAGS:-} \
+	    -static -s -I"$TOP" -o "$2" "$OBJ/ping.c" $LIBSRC 2>"$T/ping.cc"
 }
 
 # fetch_kernel DEBARCH: set kdir to an extracted kernel package in
@@ -245,14 +276,15 @@ pvh_kernel() {
 	fi
 }
 
-# initrd OUT INIT IVCTL: the init, ivctl and the vfio modules in load
-# order.
+# initrd OUT INIT IVCTL PING: the init, ivctl, the guest program of
+# libivshm(3) and the vfio modules in load order.
 initrd() {
 	_r=$T/root.$$
 	rm -rf "$_r"
 	mkdir -p "$_r/lib/modules" "$_r/bin" || return 1
 	cp "$2" "$_r/init" || return 1
 	cp "$3" "$_r/bin/ivctl" || return 1
+	cp "$4" "$_r/bin/ping" || return 1
 	: >"$_r/lib/modules/order"
 	for _ko in $MODULES; do
 		_b=${_ko##*/}
@@ -315,7 +347,10 @@ setup_arch() {
 	    { sed 's/^/# cc: /' "$T/init.cc" >&2; return 1; }
 	build_ivctl "$cross" "$OBJ/ivctl-$1" ||
 	    { sed 's/^/# cc: /' "$T/ivctl.cc" >&2; return 1; }
-	initrd "$OBJ/initrd-$1.cpio" "$OBJ/init-$1" "$OBJ/ivctl-$1"
+	build_ping "$cross" "$OBJ/ping-$1" ||
+	    { sed 's/^/# cc: /' "$T/ping.cc" >&2; return 1; }
+	initrd "$OBJ/initrd-$1.cpio" "$OBJ/init-$1" "$OBJ/ivctl-$1" \
+	    "$OBJ/ping-$1"
 }
 
 # boot ARCH N APPEND [noiommu]: one guest boot, its console in
@@ -469,8 +504,31 @@ offset past the region" eval 'section ring "$n" | grep -q "vector 256: 0 to \
 	    grep '^\(not \)\{0,1\}ok - ' "$d/host.out"
 	check "$1: the host client exits 0 after the three boots" \
 	    test "$rc" -eq 0 || show host "$d/host.err"
-	check "$1: ivserver still runs after three guests" alive "$SERVERPID"
+	run_example "$1"
+	check "$1: ivserver still runs after four guests" alive "$SERVERPID"
 	stop_server
+}
+
+# run_example ARCH: a fourth boot, where the guest program of
+# libivshm(3) rings the host program of its EXAMPLES and prints the
+# answer.
+run_example() {
+	case " $regions" in
+	*" ril "*)	;;
+	*)	echo "# $1: no region ril, which the programs of libivshm(3)" \
+		    "use: boot 4 not run"
+		return 0 ;;
+	esac
+	"$OBJ/pong" "$d/c" >"$d/pong.out" 2>&1 &
+	pong=$!
+	boot "$1" 4 ivtest.mode=example
+	rc=$?
+	check "$1: boot 4: the guest program of libivshm(3) got the answer \
+of its host program (qemu exit $rc)" eval 'guest_passed "$rc" 4 &&
+	    grep -q "^the host says: pong$" "$d/console.4"' ||
+	    { show_console 4; show pong "$d/pong.out"; }
+	stop_pid "$pong"
+	pong=
 }
 
 # run_bench ARCH: the round trip, with vfio and then polling.

@@ -16,6 +16,8 @@
  * Kernel command line:
  *	ivtest.boot=N		written next to the marker for the host
  *	ivtest.mode=bench	ping-pong on the first region instead
+ *	ivtest.mode=example	run the guest program of libivshm(3),
+ *				/bin/ping, instead
  *	ivtest.rounds=N		how many, in bench mode
  *	ivtest.irq=msix		MSI-X or fail (the default)
  *	ivtest.irq=fallback	MSI-X, else polling, saying why
@@ -50,6 +52,7 @@
 
 #define MODULE_DIR	"/lib/modules"
 #define IVCTL		"/bin/ivctl"
+#define EXAMPLE		"/bin/ping"
 
 /* Shared with host.c: the words at the start of every region. */
 #define MSG_GMAGIC	UINT64_C(0x49564753)	/* "IVGS" */
@@ -73,7 +76,7 @@ static volatile char	*win;
 static struct ivshm_region regions[IVSHM_REGIONS_MAX];
 static unsigned int	 nregions;
 static unsigned int	 boot, rounds = 1000;
-static int		 bench, irqflags = IVSHM_DEV_MSIX;
+static int		 bench, example, irqflags = IVSHM_DEV_MSIX;
 static char		 failmsg[IVSHM_ERRSIZE];
 
 static void	 say(const char *, ...)
@@ -91,6 +94,7 @@ static int	 exchange(const struct ivshm_region *, uint32_t, long long *);
 static int	 run_ivctl(int, const char *, const char *, const char *,
 		    const char *);
 static int	 try_ivctl(void);
+static int	 run_example(void);
 static int	 cmp_ll(const void *, const void *);
 
 static void
@@ -197,6 +201,8 @@ cmdline(void)
 			rounds = strtoul(p + 14, NULL, 10);
 		else if (strcmp(p, "ivtest.mode=bench") == 0)
 			bench = 1;
+		else if (strcmp(p, "ivtest.mode=example") == 0)
+			example = 1;
 		else if (strcmp(p, "ivtest.irq=pba") == 0)
 			irqflags = IVSHM_DEV_POLL;
 		else if (strcmp(p, "ivtest.irq=fallback") == 0)
@@ -204,7 +210,8 @@ cmdline(void)
 	}
 	if (rounds == 0 || rounds > BENCH_MAX)
 		rounds = 1000;
-	say("boot %u mode %s irq %s", boot, bench ? "bench" : "test",
+	say("boot %u mode %s irq %s", boot, bench ? "bench" : example ?
+	    "example" : "test",
 	    irqflags == IVSHM_DEV_POLL ? "pba" : irqflags == IVSHM_DEV_MSIX ?
 	    "msix" : "fallback");
 }
@@ -421,6 +428,29 @@ try_ivctl(void)
 	    regions[nregions - 1].name, off));
 }
 
+/* The program a user would write, from libivshm(3): its exit status. */
+static int
+run_example(void)
+{
+	pid_t	pid;
+	int	st;
+
+	if ((pid = fork()) == -1)
+		return (fail("fork: %s", strerror(errno)));
+	if (pid == 0) {
+		execl(EXAMPLE, "ping", (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", EXAMPLE, strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) == -1)
+		if (errno != EINTR)
+			return (fail("waitpid: %s", strerror(errno)));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return (fail("%s: status %d", EXAMPLE, WIFEXITED(st) ?
+		    WEXITSTATUS(st) : -1));
+	return (0);
+}
+
 static int
 cmp_ll(const void *a, const void *b)
 {
@@ -440,6 +470,12 @@ main(void)
 
 	setup();
 	cmdline();
+	if (example) {
+		irq = "example";
+		if (load_modules() == 0)
+			(void)run_example();
+		goto out;
+	}
 	if (open_device() == -1)
 		goto out;
 	irq = ivshm_dev_irq(dev) == IVSHM_IRQ_MSIX ? "vfio-msix" : "pba";
