@@ -547,8 +547,9 @@ run_bench() {
 		sed -n "s/^IVGUEST bench /# $1: round trip /p" "$d/console.$n"
 		irq=vfio-msix
 		[ "$n" -eq 2 ] && irq=pba
-		awk -v a="$1" -v i="$irq" '$1 == a && $2 == i { $1 = $2 = "";
-		    print "# " a ": before libivshm " i ":" $0 " us" }' \
+		awk -v a="$1" -v i="$irq" '$1 == a && $2 == i {
+		    s = "# " a ": before libivshm " i;
+		    for (f = 3; f <= NF; f++) s = s " " $f; print s " us" }' \
 		    bench-before
 	done
 	check "$1: the host client answered $((ROUNDS * 2)) rings" \
