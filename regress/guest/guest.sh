@@ -486,6 +486,13 @@ ivctl read reads on the host" wrote_back "$n" || bad=1
 		check "$1: boot $n: ivctl -D refuses vector 256 and an \
 offset past the region" eval 'section ring "$n" | grep -q "vector 256: 0 to \
 255" && section read "$n" | grep -q "offset 0x100000000 past its"' || bad=1
+		_why=
+		[ "$n" -eq 3 ] && _why=" after saying why it had no MSI-X"
+		check "$1: boot $n: ivctl -D wait times out$_why" eval \
+		    'section wait "$n" >"$d/wait.$n" &&
+		    grep -q "no ring within 100 ms" "$d/wait.$n" &&
+		    { [ "$n" -ne 3 ] || grep -q "no MSI-X, polling: .* has no \
+IOMMU group" "$d/wait.$n"; }' || bad=1
 		sed -n 's/^IVGUEST generation //p' "$d/console.$n" >>"$d/gens"
 		if [ "$bad" -ne 0 ]; then
 			allgood=1

@@ -92,7 +92,7 @@ static int	 open_device(void);
 static int	 read_table(void);
 static int	 exchange(const struct ivshm_region *, uint32_t, long long *);
 static int	 run_ivctl(int, const char *, const char *, const char *,
-		    const char *);
+		    const char *, const char *);
 static int	 try_ivctl(void);
 static int	 run_example(void);
 static int	 cmp_ll(const void *, const void *);
@@ -369,7 +369,7 @@ exchange(const struct ivshm_region *r, uint32_t seq, long long *ns)
  */
 static int
 run_ivctl(int want, const char *cmd, const char *in, const char *a1,
-    const char *a2)
+    const char *a2, const char *a3)
 {
 	pid_t	pid;
 	int	st, fd;
@@ -383,7 +383,7 @@ run_ivctl(int want, const char *cmd, const char *in, const char *a1,
 			fprintf(stderr, "%s: %s\n", in, strerror(errno));
 			_exit(127);
 		}
-		execl(IVCTL, "ivctl", "-D", cmd, a1, a2, (char *)NULL);
+		execl(IVCTL, "ivctl", "-D", cmd, a1, a2, a3, (char *)NULL);
 		fprintf(stderr, "exec %s: %s\n", IVCTL, strerror(errno));
 		_exit(127);
 	}
@@ -411,12 +411,16 @@ try_ivctl(void)
 	FILE	*f;
 	char	 off[16];
 
-	if (run_ivctl(0, "list", NULL, NULL, NULL) == -1 ||
-	    run_ivctl(0, "info", NULL, NULL, NULL) == -1)
+	if (run_ivctl(0, "list", NULL, NULL, NULL, NULL) == -1 ||
+	    run_ivctl(0, "info", NULL, NULL, NULL, NULL) == -1)
 		return (-1);
 	/* Refused: a vector QEMU would take for another, a bad offset. */
-	if (run_ivctl(2, "ring", NULL, "256", NULL) == -1 ||
-	    run_ivctl(1, "read", NULL, regions[0].name, "0x100000000") == -1)
+	if (run_ivctl(2, "ring", NULL, "256", NULL, NULL) == -1 ||
+	    run_ivctl(1, "read", NULL, regions[0].name, "0x100000000",
+	    NULL) == -1)
+		return (-1);
+	/* Interrupts set up and torn down by the tool; nobody rings. */
+	if (run_ivctl(1, "wait", NULL, regions[0].name, "-t", "100") == -1)
 		return (-1);
 	if ((f = fopen("/ivctl.in", "w")) == NULL)
 		return (fail("/ivctl.in: %s", strerror(errno)));
@@ -425,7 +429,7 @@ try_ivctl(void)
 		return (fail("/ivctl.in: %s", strerror(errno)));
 	snprintf(off, sizeof(off), "%u", IVCTL_OFF);
 	return (run_ivctl(0, "write", "/ivctl.in",
-	    regions[nregions - 1].name, off));
+	    regions[nregions - 1].name, off, NULL));
 }
 
 /* The program a user would write, from libivshm(3): its exit status. */
