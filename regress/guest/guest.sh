@@ -79,8 +79,9 @@ build_host() {
 # The guest library's refusals, tried on this machine: devtest.
 build_devtest() {
 	# shellcheck disable=SC2086
-	${CC:-cc} -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra -I"$TOP" \
-	    -o "$OBJ/devtest" devtest.c $LIBSRC 2>"$T/devtest.cc"
+	${CC:-cc} -std=c99 -D_GNU_SOURCE -Wall -Wextra ${CFLAGS:--O2} \
+	    ${LDFLAGS:-} -I"$TOP" -o "$OBJ/devtest" devtest.c $LIBSRC \
+	    2>"$T/devtest.cc"
 }
 
 # refuses ADDR REASON: devtest fails on ADDR and says REASON.
@@ -104,13 +105,15 @@ examples() {
 	    sh -c "cd '$TOP' && ${MAKE:-make} -s install DESTDIR='$_i' \
 	    PREFIX=/usr/local >'$T/install.out' 2>&1" ||
 	    show "make install" "$T/install.out"
+	# CFLAGS and LDFLAGS: those the library was built with.
 	check "the guest program of libivshm(3) builds against them" \
-	    ${CC:-cc} -std=c99 -Wall -Wextra -Werror \
-	    -I"$_i/usr/local/include" -o "$OBJ/ping" "$OBJ/ping.c" \
-	    "$_i/usr/local/lib/libivshm.a"
+	    ${CC:-cc} -std=c99 -Wall -Wextra -Werror ${CFLAGS:-} \
+	    ${LDFLAGS:-} -I"$_i/usr/local/include" -o "$OBJ/ping" \
+	    "$OBJ/ping.c" "$_i/usr/local/lib/libivshm.a"
 	check "and so does its host program" ${CC:-cc} -std=c99 -Wall \
-	    -Wextra -Werror -I"$_i/usr/local/include" -o "$OBJ/pong" \
-	    "$OBJ/pong.c" "$_i/usr/local/lib/libivshm.a"
+	    -Wextra -Werror ${CFLAGS:-} ${LDFLAGS:-} \
+	    -I"$_i/usr/local/include" -o "$OBJ/pong" "$OBJ/pong.c" \
+	    "$_i/usr/local/lib/libivshm.a"
 }
 
 # vg_refuses ADDR: devtest refuses ADDR (status 1) with no error or
@@ -154,9 +157,16 @@ host_side() {
 	check "the library refuses $_other, which is no ivshmem device" \
 	    refuses "$_other" "$_other is [0-9a-f]*:[0-9a-f]*, not an \
 ivshmem device"
-	if have valgrind; then
+	_vg=yes
+	case ${CFLAGS:-} in
+	*-fsanitize=*)	_vg="a sanitizer build" ;;
+	esac
+	have valgrind || _vg="no valgrind"
+	if [ "$_vg" = yes ]; then
 		check "valgrind: no leak or error on the way" vg_refuses \
 		    "$_other" || show valgrind "$T/vg"
+	else
+		echo "# valgrind not run: $_vg"
 	fi
 }
 
