@@ -473,6 +473,8 @@ the host's answers (qemu exit $rc, $(elapsed "$b0" "$b1") s)" \
 		check "$1: boot $n: the answers came by $want" grep -q \
 		    "^IVGUEST RESULT pass.* irq=$want " "$d/console.$n" ||
 		    bad=1
+		check "$1: boot $n: the guest rang itself" grep -q \
+		    "^IVGUEST rang itself on vector" "$d/console.$n" || bad=1
 		[ "$n" -eq 3 ] && { check "$1: boot $n: the library said \
 why it had no MSI-X" grep -q "^IVGUEST no MSI-X, polling: .* has no IOMMU \
 group: the VM needs an IOMMU" "$d/console.$n" || bad=1; }
