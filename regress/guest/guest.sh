@@ -460,8 +460,10 @@ run_test() {
 	allgood=0
 	for n in 1 2 3; do
 		extra=ivtest.irq=msix want=vfio-msix vm=
-		# The fallback, on a VM with no IOMMU for vfio.
-		[ "$n" -eq 3 ] && extra=ivtest.irq=fallback want=pba vm=noiommu
+		# The fallback, on a VM with no IOMMU for vfio, and the
+		# window write-combining.
+		[ "$n" -eq 3 ] && extra="ivtest.irq=fallback ivtest.wc=1" \
+		    want=pba vm=noiommu
 		b0=$(now)
 		boot "$1" "$n" "$extra" $vm
 		rc=$?
@@ -475,6 +477,9 @@ the host's answers (qemu exit $rc, $(elapsed "$b0" "$b1") s)" \
 		    bad=1
 		check "$1: boot $n: the guest rang itself" grep -q \
 		    "^IVGUEST rang itself on vector" "$d/console.$n" || bad=1
+		[ "$n" -eq 3 ] && { check "$1: boot $n: with the window \
+mapped write-combining" grep -q "^IVGUEST device .* irq pba write-combining$" \
+		    "$d/console.$n" || bad=1; }
 		[ "$n" -eq 3 ] && { check "$1: boot $n: the library said \
 why it had no MSI-X" grep -q "^IVGUEST no MSI-X, polling: .* has no IOMMU \
 group: the VM needs an IOMMU" "$d/console.$n" || bad=1; }

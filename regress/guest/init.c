@@ -22,6 +22,7 @@
  *	ivtest.irq=msix		MSI-X or fail (the default)
  *	ivtest.irq=fallback	MSI-X, else polling, saying why
  *	ivtest.irq=pba		polling only
+ *	ivtest.wc=1		the window write-combining, if not through vfio
  */
 
 #include <sys/mount.h>
@@ -76,7 +77,7 @@ static volatile char	*win;
 static struct ivshm_region regions[IVSHM_REGIONS_MAX];
 static unsigned int	 nregions;
 static unsigned int	 boot, rounds = 1000;
-static int		 bench, example, irqflags = IVSHM_DEV_MSIX;
+static int		 bench, example, wc, irqflags = IVSHM_DEV_MSIX;
 static char		 failmsg[IVSHM_ERRSIZE];
 
 static void	 say(const char *, ...)
@@ -207,6 +208,8 @@ cmdline(void)
 			irqflags = IVSHM_DEV_POLL;
 		else if (strcmp(p, "ivtest.irq=fallback") == 0)
 			irqflags = IVSHM_DEV_MSIX | IVSHM_DEV_POLL;
+		else if (strcmp(p, "ivtest.wc=1") == 0)
+			wc = IVSHM_DEV_WC;
 	}
 	if (rounds == 0 || rounds > BENCH_MAX)
 		rounds = 1000;
@@ -259,14 +262,17 @@ open_device(void)
 
 	if ((irqflags & IVSHM_DEV_MSIX) && load_modules() == -1)
 		return (-1);
-	if ((dev = ivshm_dev_open(NULL, irqflags, err, sizeof(err))) == NULL)
+	if ((dev = ivshm_dev_open(NULL, irqflags | wc, err,
+	    sizeof(err))) == NULL)
 		return (fail("%s", err));
 	if (ivshm_dev_strerror(dev)[0] != '\0')
 		say("%s", ivshm_dev_strerror(dev));
 	win = ivshm_dev_window(dev, &size);
-	say("device %s window 0x%" PRIx64 " vectors %u irq %s",
+	say("device %s window 0x%" PRIx64 " vectors %u irq %s%s",
 	    ivshm_dev_addr(dev), size, ivshm_dev_vectors(dev),
-	    ivshm_dev_irq(dev) == IVSHM_IRQ_MSIX ? "vfio-msix" : "pba");
+	    ivshm_dev_irq(dev) == IVSHM_IRQ_MSIX ? "vfio-msix" : "pba",
+	    wc && ivshm_dev_irq(dev) != IVSHM_IRQ_MSIX ?
+	    " write-combining" : "");
 	if (ivshm_dev_irq(dev) != IVSHM_IRQ_MSIX)
 		return (0);
 	/*
