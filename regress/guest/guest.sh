@@ -27,6 +27,9 @@
 # the guest programs, e.g. -fsanitize=undefined
 # -fsanitize-undefined-trap-on-error) and those of lib.sh.
 
+# Checks of more than one command go to eval in single quotes.
+# shellcheck disable=SC2016
+
 mode=${1:-test}
 case $mode in
 test|bench)	;;
@@ -54,7 +57,7 @@ if [ -z "${GUEST_ARCH:-}" ]; then
 	fi
 fi
 
-host= pong=
+host='' pong=''
 at_exit 'stop_host 1 >/dev/null 2>&1; [ -z "$pong" ] || kill "$pong"'
 
 now() {
@@ -86,9 +89,11 @@ build_devtest() {
 
 # refuses ADDR REASON: devtest fails on ADDR and says REASON.
 refuses() {
-	! "$OBJ/devtest" "$1" fallback >"$T/devtest.out" 2>&1 &&
-	    grep -q "^error: $2" "$T/devtest.out" ||
-	    { show devtest "$T/devtest.out"; return 1; }
+	if "$OBJ/devtest" "$1" fallback >"$T/devtest.out" 2>&1 ||
+	    ! grep -q "^error: $2" "$T/devtest.out"; then
+		show devtest "$T/devtest.out"
+		return 1
+	fi
 }
 
 # examples: the guest program of libivshm(3) GUEST SIDE and the host
@@ -106,10 +111,12 @@ examples() {
 	    PREFIX=/usr/local >'$T/install.out' 2>&1" ||
 	    show "make install" "$T/install.out"
 	# CFLAGS and LDFLAGS: those the library was built with.
+	# shellcheck disable=SC2086
 	check "the guest program of libivshm(3) builds against them" \
 	    ${CC:-cc} -std=c99 -Wall -Wextra -Werror ${CFLAGS:-} \
 	    ${LDFLAGS:-} -I"$_i/usr/local/include" -o "$OBJ/ping" \
 	    "$OBJ/ping.c" "$_i/usr/local/lib/libivshm.a"
+	# shellcheck disable=SC2086
 	check "and so does its host program" ${CC:-cc} -std=c99 -Wall \
 	    -Wextra -Werror ${CFLAGS:-} ${LDFLAGS:-} \
 	    -I"$_i/usr/local/include" -o "$OBJ/pong" "$OBJ/pong.c" \
@@ -129,7 +136,7 @@ vg_refuses() {
 host_side() {
 	check "the guest library builds for this machine" build_devtest ||
 	    { show cc "$T/devtest.cc"; return; }
-	_ivs= _other=
+	_ivs='' _other=''
 	for _p in /sys/bus/pci/devices/*; do
 		[ -f "$_p/vendor" ] || continue
 		if [ "$(cat "$_p/vendor"):$(cat "$_p/device")" = \
@@ -412,9 +419,11 @@ wrote_back() {
 	_last=${regions% }
 	_last=${_last##* }
 	_want="written by ivctl -D in boot $1"
-	"$TOP/ivctl" -s "$d/c" read "$_last" 256 "$((${#_want} + 1))" \
-	    >"$d/back" 2>&1 && [ "$(cat "$d/back")" = "$_want" ] ||
-	    { show "ivctl read" "$d/back"; return 1; }
+	if ! "$TOP/ivctl" -s "$d/c" read "$_last" 256 "$((${#_want} + 1))" \
+	    >"$d/back" 2>&1 || [ "$(cat "$d/back")" != "$_want" ]; then
+		show "ivctl read" "$d/back"
+		return 1
+	fi
 }
 
 # same_table A B: the same table, and one with a region in it.
