@@ -29,6 +29,7 @@
 #include "ivshm.h"
 
 #define RECV_FDS	8	/* room for more than any reply carries */
+#define IVSHM_PORT_NONBLOCK	0x1	/* its eventfds checked */
 
 struct ivshm_conn {
 	int		 fd;
@@ -198,6 +199,9 @@ recv_all(struct ivshm_conn *c, void *buf, size_t len, int *fds, int *nfds,
 
 	deadline = c->timeout < 0 ? -1 : mono_ms() + c->timeout;
 	*nfds = 0;
+	/* A reply is never there before it is asked for: wait first. */
+	if (io_wait(c, POLLIN, deadline) == -1)
+		return -1;
 	while (len > 0) {
 		memset(&mh, 0, sizeof(mh));
 		iov.iov_base = p;
@@ -384,7 +388,7 @@ ivshm_open(struct ivshm_conn *c, const char *name)
 	uint64_t		 rep[2], b, e;
 	size_t			 len = strlen(name);
 	long			 page = sysconf(_SC_PAGESIZE);
-	int			 fds[3], n, i;
+	int			 fds[3], n;
 
 	if (len == 0 || len >= IVSHM_NAME_SIZE) {
 		(void)snprintf(c->err, sizeof(c->err), "%s: region name "
@@ -424,10 +428,6 @@ ivshm_open(struct ivshm_conn *c, const char *name)
 	p->g2h = fds[0];
 	p->h2g = fds[1];
 	p->shm = fds[2];
-	/* QEMU sets this on the shared file anyway; never block on it. */
-	for (i = 0; i < 2; i++)
-		(void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) |
-		    O_NONBLOCK);
 	return p;
 }
 
@@ -460,12 +460,33 @@ ivshm_map(struct ivshm_port *p, int prot)
 	return 0;
 }
 
+/*
+ * ivserver makes its eventfds non-blocking, and QEMU makes them so
+ * anyway; a server that did neither must not make a wait hang.  The
+ * flag belongs to the file all holders share: once is enough.
+ */
+static void
+port_nonblock(struct ivshm_port *p)
+{
+	int	 i, fd, fl;
+
+	if (p->flags & IVSHM_PORT_NONBLOCK)
+		return;
+	for (i = 0; i < 2; i++) {
+		fd = i == 0 ? p->g2h : p->h2g;
+		if ((fl = fcntl(fd, F_GETFL)) != -1 && !(fl & O_NONBLOCK))
+			(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	}
+	p->flags |= IVSHM_PORT_NONBLOCK;
+}
+
 int
 ivshm_ring(struct ivshm_port *p)
 {
 	uint64_t	 one = 1;
 	ssize_t		 n;
 
+	port_nonblock(p);
 	do {
 		n = write(p->h2g, &one, sizeof(one));
 	} while (n == -1 && errno == EINTR);
@@ -493,6 +514,7 @@ ivshm_wait(struct ivshm_port *p, int ms)
 	ssize_t		 n;
 	int		 k;
 
+	port_nonblock(p);
 	deadline = ms < 0 ? -1 : mono_ms() + ms;
 	for (;;) {
 		n = read(p->g2h, &count, sizeof(count));
