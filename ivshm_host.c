@@ -44,6 +44,7 @@ static int64_t	mono_ms(void);
 static int	conn_fail(struct ivshm_conn *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
 static int	conn_dial(struct ivshm_conn *, const char *);
+static int	conn_greeting(struct ivshm_conn *);
 static int	io_wait(struct ivshm_conn *, short, int64_t);
 static int	send_all(struct ivshm_conn *, const void *, size_t);
 static int	recv_all(struct ivshm_conn *, void *, size_t, int *, int *,
@@ -292,13 +293,27 @@ ask(struct ivshm_conn *c, uint16_t req, const char *name, void *rep,
 	return nfds;
 }
 
+/* The first thing the server says: its version, without a descriptor. */
+static int
+conn_greeting(struct ivshm_conn *c)
+{
+	uint32_t	 version;
+	int		 fd, n;
+
+	if (recv_all(c, &version, sizeof(version), &fd, &n, 0) == -1)
+		return -1;
+	if (le32toh(version) != IVSHM_CLIENT_VERSION)
+		return conn_fail(c, "the server speaks protocol %u, this "
+		    "library %u", le32toh(version), IVSHM_CLIENT_VERSION);
+	return 0;
+}
+
 struct ivshm_conn *
 ivshm_connect(const char *path, char *err, size_t errlen)
 {
 	struct ivshm_conn	*c;
 	char			 dir[sizeof(c->path)];
-	uint32_t		 version;
-	int			 fd, n, rv, saved;
+	int			 n, rv, saved;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		ivshm_errf(err, errlen, "%s", strerror(errno));
@@ -335,13 +350,8 @@ ivshm_connect(const char *path, char *err, size_t errlen)
 		free(c);
 		return NULL;
 	}
-	if (recv_all(c, &version, sizeof(version), &fd, &n, 0) == -1)
+	if (conn_greeting(c) == -1)
 		goto fail;
-	if (le32toh(version) != IVSHM_CLIENT_VERSION) {
-		conn_fail(c, "the server speaks protocol %u, this library "
-		    "%u", le32toh(version), IVSHM_CLIENT_VERSION);
-		goto fail;
-	}
 	return c;
  fail:
 	ivshm_errf(err, errlen, "%s", c->err);
