@@ -148,6 +148,7 @@ struct ivshm_port {
 	volatile void	*base;		/* the region, after ivshm_map */
 	size_t		 len;		/* end - begin */
 	size_t		 maplen;	/* len rounded up to a page */
+	int		 flags;		/* the library's */
 	char		 err[IVSHM_ERRSIZE];
 };
 

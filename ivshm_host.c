@@ -29,6 +29,7 @@
 #include "ivshm.h"
 
 #define RECV_FDS	8	/* room for more than any reply carries */
+#define IVSHM_PORT_NONBLOCK	0x1	/* its eventfds checked */
 
 struct ivshm_conn {
 	int		 fd;
@@ -43,6 +44,7 @@ static int64_t	mono_ms(void);
 static int	conn_fail(struct ivshm_conn *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
 static int	conn_dial(struct ivshm_conn *, const char *);
+static int	conn_greeting(struct ivshm_conn *);
 static int	io_wait(struct ivshm_conn *, short, int64_t);
 static int	send_all(struct ivshm_conn *, const void *, size_t);
 static int	recv_all(struct ivshm_conn *, void *, size_t, int *, int *,
@@ -198,6 +200,9 @@ recv_all(struct ivshm_conn *c, void *buf, size_t len, int *fds, int *nfds,
 
 	deadline = c->timeout < 0 ? -1 : mono_ms() + c->timeout;
 	*nfds = 0;
+	/* A reply is never there before it is asked for: wait first. */
+	if (io_wait(c, POLLIN, deadline) == -1)
+		return -1;
 	while (len > 0) {
 		memset(&mh, 0, sizeof(mh));
 		iov.iov_base = p;
@@ -288,13 +293,27 @@ ask(struct ivshm_conn *c, uint16_t req, const char *name, void *rep,
 	return nfds;
 }
 
+/* The first thing the server says: its version, without a descriptor. */
+static int
+conn_greeting(struct ivshm_conn *c)
+{
+	uint32_t	 version;
+	int		 fd, n;
+
+	if (recv_all(c, &version, sizeof(version), &fd, &n, 0) == -1)
+		return -1;
+	if (le32toh(version) != IVSHM_CLIENT_VERSION)
+		return conn_fail(c, "the server speaks protocol %u, this "
+		    "library %u", le32toh(version), IVSHM_CLIENT_VERSION);
+	return 0;
+}
+
 struct ivshm_conn *
 ivshm_connect(const char *path, char *err, size_t errlen)
 {
 	struct ivshm_conn	*c;
 	char			 dir[sizeof(c->path)];
-	uint32_t		 version;
-	int			 fd, n, rv, saved;
+	int			 n, rv, saved;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		ivshm_errf(err, errlen, "%s", strerror(errno));
@@ -331,13 +350,8 @@ ivshm_connect(const char *path, char *err, size_t errlen)
 		free(c);
 		return NULL;
 	}
-	if (recv_all(c, &version, sizeof(version), &fd, &n, 0) == -1)
+	if (conn_greeting(c) == -1)
 		goto fail;
-	if (le32toh(version) != IVSHM_CLIENT_VERSION) {
-		conn_fail(c, "the server speaks protocol %u, this library "
-		    "%u", le32toh(version), IVSHM_CLIENT_VERSION);
-		goto fail;
-	}
 	return c;
  fail:
 	ivshm_errf(err, errlen, "%s", c->err);
@@ -384,7 +398,7 @@ ivshm_open(struct ivshm_conn *c, const char *name)
 	uint64_t		 rep[2], b, e;
 	size_t			 len = strlen(name);
 	long			 page = sysconf(_SC_PAGESIZE);
-	int			 fds[3], n, i;
+	int			 fds[3], n;
 
 	if (len == 0 || len >= IVSHM_NAME_SIZE) {
 		(void)snprintf(c->err, sizeof(c->err), "%s: region name "
@@ -424,10 +438,6 @@ ivshm_open(struct ivshm_conn *c, const char *name)
 	p->g2h = fds[0];
 	p->h2g = fds[1];
 	p->shm = fds[2];
-	/* QEMU sets this on the shared file anyway; never block on it. */
-	for (i = 0; i < 2; i++)
-		(void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) |
-		    O_NONBLOCK);
 	return p;
 }
 
@@ -460,12 +470,33 @@ ivshm_map(struct ivshm_port *p, int prot)
 	return 0;
 }
 
+/*
+ * ivserver makes its eventfds non-blocking, and QEMU makes them so
+ * anyway; a server that did neither must not make a wait hang.  The
+ * flag belongs to the file all holders share: once is enough.
+ */
+static void
+port_nonblock(struct ivshm_port *p)
+{
+	int	 i, fd, fl;
+
+	if (p->flags & IVSHM_PORT_NONBLOCK)
+		return;
+	for (i = 0; i < 2; i++) {
+		fd = i == 0 ? p->g2h : p->h2g;
+		if ((fl = fcntl(fd, F_GETFL)) != -1 && !(fl & O_NONBLOCK))
+			(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	}
+	p->flags |= IVSHM_PORT_NONBLOCK;
+}
+
 int
 ivshm_ring(struct ivshm_port *p)
 {
 	uint64_t	 one = 1;
 	ssize_t		 n;
 
+	port_nonblock(p);
 	do {
 		n = write(p->h2g, &one, sizeof(one));
 	} while (n == -1 && errno == EINTR);
@@ -493,6 +524,7 @@ ivshm_wait(struct ivshm_port *p, int ms)
 	ssize_t		 n;
 	int		 k;
 
+	port_nonblock(p);
 	deadline = ms < 0 ? -1 : mono_ms() + ms;
 	for (;;) {
 		n = read(p->g2h, &count, sizeof(count));

@@ -618,7 +618,8 @@ layout_close_shm(struct layout *l)
 
 /*
  * Two eventfds per region, made once: a host client that holds them
- * keeps working when the VM restarts.
+ * keeps working when the VM restarts.  Non-blocking from the start, as
+ * QEMU makes them anyway: a client never sees them change under it.
  */
 int
 layout_eventfds(struct layout *l)
@@ -626,8 +627,8 @@ layout_eventfds(struct layout *l)
 	unsigned int	 i;
 
 	for (i = 0; i < l->nregions; i++) {
-		l->regions[i].g2h = eventfd(0, EFD_CLOEXEC);
-		l->regions[i].h2g = eventfd(0, EFD_CLOEXEC);
+		l->regions[i].g2h = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		l->regions[i].h2g = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (l->regions[i].g2h == -1 || l->regions[i].h2g == -1) {
 			log_warn("eventfd");
 			return -1;

@@ -277,6 +277,26 @@ for h in $HOLDERS; do await_pid "$h"; done
 HOLDERS=
 stop_server
 
+# --- 8. libivshm ----------------------------------------------------------
+
+# The library's handshake beside the protocol done by hand with blocking
+# calls, interleaved on one server (libbench.c), on one CPU and across.
+say "8. libivshm handshake"
+if $CC $WARNFLAGS -D_GNU_SOURCE $BSD_CFLAGS -I.. $CFLAGS -o libbench \
+    libbench.c lib.c ../libivshm.a $BSD_LIBS && pinned_server "$T/lib"; then
+	if [ -n "$SRVPIN" ]; then
+		run "8. libivshm handshake" taskset -c 1 ./libbench \
+		    -s "$T/lib/c" -l ", same CPU"
+		run "8. libivshm handshake" taskset -c 0 ./libbench \
+		    -s "$T/lib/c" -l ", across CPUs"
+	else
+		run "8. libivshm handshake" ./libbench -s "$T/lib/c"
+	fi
+	stop_server
+else
+	run "8. libivshm handshake" false
+fi
+
 # --- the table ------------------------------------------------------------
 
 END=$(date +%s)
@@ -335,6 +355,9 @@ cat <<'EOF'
   5   ivbench floorsrv: exec, listen, fork a serving child
   6   the server of 1c (its serving child) under callgrind; both
       runs of 1 and of 1001 handshakes, the difference over 1000
+  8   the same handshake by hand with blocking calls (connect,
+      version, request, 16 bytes + 3 fds, close), alternating with
+      libivshm's, 5000 each
   On a virtual machine whose idle CPUs sleep, the rates of 2 swing
   from one run of make bench to the next between a wake-up-bound
   regime (client and server each well under a core busy) and a

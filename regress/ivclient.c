@@ -15,6 +15,7 @@
 #include <endian.h>
 #include <err.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -99,6 +100,11 @@ check_eventfd(const struct ivclient_region *r, const char *what, int fd)
 	link[n] = '\0';
 	if (strcmp(link, EVENTFD_LINK) != 0) {
 		warnx("%s: %s fd is %s, not an eventfd", r->name, what, link);
+		return (-1);
+	}
+	/* A blocking read of one would hang a client until the guest rings. */
+	if ((fcntl(fd, F_GETFL) & O_NONBLOCK) == 0) {
+		warnx("%s: %s eventfd is blocking", r->name, what);
 		return (-1);
 	}
 	return (0);
