@@ -512,6 +512,10 @@ ivctl read reads on the host" wrote_back "$n" || bad=1
 		check "$1: boot $n: ivctl -D refuses vector 256 and an \
 offset past the region" eval 'section ring "$n" | grep -q "vector 256: 0 to \
 255" && section read "$n" | grep -q "offset 0x100000000 past its"' || bad=1
+		check "$1: boot $n: ivctl -D list refuses a header the guest \
+broke, with the reason" eval 'section badcount "$n" | grep -q "region_count \
+4294967295 above 256" && section badname "$n" | grep -q "header region 0: \
+name not terminated"' || bad=1
 		_why=
 		[ "$n" -eq 3 ] && _why=" after saying why it had no MSI-X"
 		check "$1: boot $n: ivctl -D wait times out$_why" eval \

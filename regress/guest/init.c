@@ -93,7 +93,8 @@ static int	 open_device(void);
 static int	 read_table(void);
 static int	 exchange(const struct ivshm_region *, uint32_t, long long *);
 static int	 run_ivctl(int, const char *, const char *, const char *,
-		    const char *, const char *);
+		    const char *, const char *, const char *);
+static int	 bad_header(void);
 static int	 try_ivctl(void);
 static int	 run_example(void);
 static int	 cmp_ll(const void *, const void *);
@@ -370,17 +371,17 @@ exchange(const struct ivshm_region *r, uint32_t seq, long long *ns)
 
 /*
  * ivctl -D cmd [arg], its standard input from the file in (or none),
- * its lines on the console between two markers named after cmd; it
- * must exit with status want.
+ * its lines on the console between two markers named tag; it must exit
+ * with status want.
  */
 static int
-run_ivctl(int want, const char *cmd, const char *in, const char *a1,
-    const char *a2, const char *a3)
+run_ivctl(int want, const char *tag, const char *cmd, const char *in,
+    const char *a1, const char *a2, const char *a3)
 {
 	pid_t	pid;
 	int	st, fd;
 
-	say("ivctl %s begin", cmd);
+	say("ivctl %s begin", tag);
 	if ((pid = fork()) == -1)
 		return (fail("fork: %s", strerror(errno)));
 	if (pid == 0) {
@@ -396,12 +397,11 @@ run_ivctl(int want, const char *cmd, const char *in, const char *a1,
 	while (waitpid(pid, &st, 0) == -1)
 		if (errno != EINTR)
 			return (fail("waitpid: %s", strerror(errno)));
-	say("ivctl %s end status %d", cmd, WIFEXITED(st) ?
+	say("ivctl %s end status %d", tag, WIFEXITED(st) ?
 	    WEXITSTATUS(st) : -1);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != want)
-		return (fail("ivctl -D %s %s: status %d, expected %d", cmd,
-		    a1 != NULL ? a1 : "", WIFEXITED(st) ? WEXITSTATUS(st) :
-		    -1, want));
+		return (fail("ivctl -D %s (%s): status %d, expected %d", cmd,
+		    tag, WIFEXITED(st) ? WEXITSTATUS(st) : -1, want));
 	return (0);
 }
 
@@ -417,16 +417,17 @@ try_ivctl(void)
 	FILE	*f;
 	char	 off[16];
 
-	if (run_ivctl(0, "list", NULL, NULL, NULL, NULL) == -1 ||
-	    run_ivctl(0, "info", NULL, NULL, NULL, NULL) == -1)
+	if (run_ivctl(0, "list", "list", NULL, NULL, NULL, NULL) == -1 ||
+	    run_ivctl(0, "info", "info", NULL, NULL, NULL, NULL) == -1)
 		return (-1);
 	/* Refused: a vector QEMU would take for another, a bad offset. */
-	if (run_ivctl(2, "ring", NULL, "256", NULL, NULL) == -1 ||
-	    run_ivctl(1, "read", NULL, regions[0].name, "0x100000000",
-	    NULL) == -1)
+	if (run_ivctl(2, "ring", "ring", NULL, "256", NULL, NULL) == -1 ||
+	    run_ivctl(1, "read", "read", NULL, regions[0].name,
+	    "0x100000000", NULL) == -1 || bad_header() == -1)
 		return (-1);
 	/* Interrupts set up and torn down by the tool; nobody rings. */
-	if (run_ivctl(1, "wait", NULL, regions[0].name, "-t", "100") == -1)
+	if (run_ivctl(1, "wait", "wait", NULL, regions[0].name, "-t",
+	    "100") == -1)
 		return (-1);
 	if ((f = fopen("/ivctl.in", "w")) == NULL)
 		return (fail("/ivctl.in: %s", strerror(errno)));
@@ -434,8 +435,46 @@ try_ivctl(void)
 	if (fclose(f) == EOF)
 		return (fail("/ivctl.in: %s", strerror(errno)));
 	snprintf(off, sizeof(off), "%u", IVCTL_OFF);
-	return (run_ivctl(0, "write", "/ivctl.in",
+	return (run_ivctl(0, "write", "write", "/ivctl.in",
 	    regions[nregions - 1].name, off, NULL));
+}
+
+/*
+ * The guest can write the header, so ivctl must refuse a bad one with
+ * its reason: a region count past the limit, then a first name with no
+ * NUL.  Each is put back before the next, and the host never reads the
+ * header back.
+ */
+static int
+bad_header(void)
+{
+	struct ivshm_dev	*d;
+	volatile char		*w;
+	char			 err[IVSHM_ERRSIZE], bad[IVSHM_NAME_SIZE];
+	uint64_t		 save[2], word;
+	size_t			 cnt, name;
+	int			 rc;
+
+	if ((d = ivshm_dev_open(NULL, 0, err, sizeof(err))) == NULL)
+		return (fail("%s", err));
+	w = ivshm_dev_window(d, NULL);
+	/* region_count and region_offset share an aligned word. */
+	cnt = offsetof(struct ivshm_header, region_count);
+	ivshm_copy_in(&word, w + cnt, 8);
+	save[0] = word;
+	word |= UINT32_MAX;
+	ivshm_copy_out(w + cnt, &word, 8);
+	rc = run_ivctl(1, "badcount", "list", NULL, NULL, NULL, NULL);
+	ivshm_copy_out(w + cnt, &save[0], 8);
+	name = (size_t)(save[0] >> 32);
+	ivshm_copy_in(save, w + name, sizeof(save));
+	memset(bad, 'x', sizeof(bad));
+	ivshm_copy_out(w + name, bad, sizeof(bad));
+	if (rc == 0)
+		rc = run_ivctl(1, "badname", "list", NULL, NULL, NULL, NULL);
+	ivshm_copy_out(w + name, save, sizeof(save));
+	ivshm_dev_close(d);
+	return (rc);
 }
 
 /* The program a user would write, from libivshm(3): its exit status. */
