@@ -492,6 +492,10 @@ mapped write-combining" grep -q "^IVGUEST device .* irq pba write-combining$" \
 		[ "$n" -eq 3 ] && { check "$1: boot $n: the library said \
 why it had no MSI-X" grep -q "^IVGUEST no MSI-X, polling: .* has no IOMMU \
 group: the VM needs an IOMMU" "$d/console.$n" || bad=1; }
+		[ "$n" -eq 3 ] && { check "$1: boot $n: and, before the \
+modules were loaded, that vfio was missing" eval 'section nomodule "$n" |
+		    grep -q "no MSI-X, polling: no vfio module: load vfio-pci"' ||
+		    bad=1; }
 		# What the guest read in the header against the socket.
 		sed -n 's/^IVGUEST region //p' "$d/console.$n" >"$d/guest.$n"
 		sed -n 's/^socket //p' "$d/host.out" >"$d/socket"

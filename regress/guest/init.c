@@ -525,6 +525,10 @@ main(void)
 			(void)run_example();
 		goto out;
 	}
+	/* Before the modules are there: the tool must say so. */
+	if (irqflags == (IVSHM_DEV_MSIX | IVSHM_DEV_POLL) &&
+	    run_ivctl(1, "nomodule", "wait", NULL, "0", "-t", "100") == -1)
+		goto out;
 	if (open_device() == -1)
 		goto out;
 	irq = ivshm_dev_irq(dev) == IVSHM_IRQ_MSIX ? "vfio-msix" : "pba";
