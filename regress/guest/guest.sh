@@ -11,7 +11,8 @@
 # the same host client: twice with real MSI-X interrupts through
 # vfio-pci and an emulated IOMMU, once on a VM without an IOMMU, where
 # the library must say so and fall back to polling the MSI-X pending
-# bits.  "bench" measures the round trip guest ring -> host
+# bits; every boot also runs ivctl -D.  A fourth boot runs the guest
+# program of libivshm(3) against its host program.  "bench" measures the round trip guest ring -> host
 # answer -> guest interrupted, on both paths, and prints the figures of
 # bench-before (the test before libivshm) beside them.
 #

@@ -8,10 +8,12 @@
  * into the region, rings the host on the region's vector and waits for
  * the host to answer on the same vector: a real MSI-X interrupt
  * through vfio-pci, or, when the library says why it cannot have one,
- * the pending bits it polls instead.  Then it closes the device and
- * runs "ivctl -D list" for the host to compare.  One line "IVGUEST
- * RESULT pass|fail ..." on the console carries the outcome, and the
- * exit code of QEMU too where the machine has an isa-debug-exit port.
+ * the pending bits it polls instead; then it rings itself.  It closes
+ * the device and runs ivctl -D (/bin/ivctl): list, for the host to
+ * compare, info, write, for the host to read back, and what ivctl must
+ * refuse, a broken header among them.  One line "IVGUEST RESULT
+ * pass|fail ..." on the console carries the outcome, and the exit code
+ * of QEMU too where the machine has an isa-debug-exit port.
  *
  * Kernel command line:
  *	ivtest.boot=N		written next to the marker for the host
