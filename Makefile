@@ -27,6 +27,8 @@ WARNFLAGS=	-std=c99 -pedantic -Wall -Wextra -Wstrict-prototypes \
 OSFLAGS!=	[ "`uname -s`" = Linux ] && echo -D_GNU_SOURCE -DLIBBSD_OPENBSD_VIS || true
 BSD_CFLAGS!=	pkg-config --cflags libbsd-overlay 2>/dev/null || true
 BSD_LIBS!=	pkg-config --libs libbsd-ctor libbsd-overlay 2>/dev/null || true
+# ivctl sets no process title: libbsd without its constructor.
+CTL_LIBS!=	pkg-config --libs libbsd-overlay 2>/dev/null || true
 ALLCFLAGS=	${WARNFLAGS} ${OSFLAGS} ${BSD_CFLAGS} ${CPPFLAGS} ${CFLAGS}
 
 VERSION!=	sed -n 's/^\#define IVSERVER_VERSION.*"\(.*\)"/\1/p' ivserver.h
@@ -43,7 +45,7 @@ ${LIB}: ${LIBOBJS}
 	-ranlib $@
 
 ${CTL}: ivctl.o ${LIB}
-	${CC} ${CFLAGS} ${LDFLAGS} -o $@ ivctl.o ${LIB} ${BSD_LIBS}
+	${CC} ${CFLAGS} ${LDFLAGS} -o $@ ivctl.o ${LIB} ${CTL_LIBS}
 
 libivshm.pc: libivshm.pc.in Makefile ivserver.h
 	sed -e 's|@PREFIX@|${PREFIX}|' -e 's|@INCDIR@|${INCDIR}|' \

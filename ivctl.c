@@ -761,6 +761,14 @@ peer_main(const char *path, int argc, char **argv)
 		fflush(stdout);
 		free(pfd);
 	}
+	for (i = 0; i < PEER_MAX; i++) {
+		for (k = 0; k < ps.peers[i].nvec; k++)
+			close(ps.peers[i].vec[k]);
+		free(ps.peers[i].vec);
+	}
+	free(ps.peers);
+	close(ps.shm);
+	close(ps.s);
 	return 0;
 }
 

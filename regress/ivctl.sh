@@ -68,8 +68,8 @@ rc 2 "host: ivctl ring with no region exits 2" "$IVCTL" -s "$D/c" ring
 awk '/^\.Sh EXAMPLES/ { e = 1 } e && /^\.Bd -literal/ { p = 1; next }
     p && /^\.Ed/ { exit } p' ../libivshm.3 >"$T/pong.c"
 check "the program in libivshm(3) EXAMPLES builds with the library" \
-    ${CC:-cc} -std=c99 -Wall -Wextra -Werror -I.. -o "$T/pong" "$T/pong.c" \
-    ../libivshm.a
+    ${CC:-cc} -std=c99 -Wall -Wextra -Werror ${CFLAGS:-} ${LDFLAGS:-} -I.. \
+    -o "$T/pong" "$T/pong.c" ../libivshm.a
 # Installed, the library is found through pkg-config.
 I=$T/inst
 check "make install puts libivshm.a, ivshm.h, libivshm.pc, ivctl and \
@@ -87,7 +87,8 @@ flags=$(PKG_CONFIG_SYSROOT_DIR=$I \
     pkg-config --cflags --libs libivshm 2>&1)
 # shellcheck disable=SC2086
 check "and the example builds with pkg-config's flags for it ($flags)" \
-    ${CC:-cc} -std=c99 -Wall -Werror -o "$T/pong2" "$T/pong.c" $flags
+    ${CC:-cc} -std=c99 -Wall -Werror ${CFLAGS:-} ${LDFLAGS:-} \
+    -o "$T/pong2" "$T/pong.c" $flags
 region=$(awk '$1 == "ril" { print $1, $5 }' "$D/n")
 nregions=$(grep -c '^[a-z0-9_]* *0x' "$D/n")
 # shellcheck disable=SC2086
