@@ -102,6 +102,26 @@ has "host: status: 4 attaches and detaches, generation 4" "generation 4"
 has "host: status: no watcher left" "watchers 0"
 stop_server
 
+# --- a watcher counts against -c ---------------------------------------
+
+D=$T/c1
+mkdir "$D" || exit 1
+check "-c 1: ivserver starts" start_server "$D" -c 1 || finish
+"$IVCTL" -s "$D/c" watch >"$D/watch.out" 2>&1 &
+W=$!
+at_exit "kill $W 2>/dev/null"
+check "-c 1: a watcher is served" wait_for grep -q '^state' "$D/watch.out"
+"$IVCTL" -s "$D/c" status >"$D/status.out" 2>&1 &
+ST=$!
+check "-c 1: a second client connects" wait_for conns_are "$D/c" 2
+check "-c 1: and waits in the queue while the watcher holds the place" \
+    test ! -s "$D/status.out"
+kill "$W"
+await_pid "$ST"
+check "-c 1: it is served once the watcher goes (exit $?)" \
+    grep -qx 'vm detached' "$D/status.out"
+stop_server
+
 # --- peer mode --------------------------------------------------------
 
 D=$T/peer
