@@ -44,8 +44,10 @@ ${LIB}: ${LIBOBJS}
 	${AR} rc $@ ${LIBOBJS}
 	-ranlib $@
 
-${CTL}: ivctl.o ${LIB}
-	${CC} ${CFLAGS} ${LDFLAGS} -o $@ ivctl.o ${LIB} ${CTL_LIBS}
+CTLOBJS=	ivctl.o ivctl_peer.o
+
+${CTL}: ${CTLOBJS} ${LIB}
+	${CC} ${CFLAGS} ${LDFLAGS} -o $@ ${CTLOBJS} ${LIB} ${CTL_LIBS}
 
 libivshm.pc: libivshm.pc.in Makefile ivserver.h
 	sed -e 's|@PREFIX@|${PREFIX}|' -e 's|@INCDIR@|${INCDIR}|' \
@@ -57,7 +59,8 @@ libivshm.pc: libivshm.pc.in Makefile ivserver.h
 	${CC} ${ALLCFLAGS} -c $<
 
 ${OBJS}: .depcheck ivserver.h ivshm.h log.h
-${LIBOBJS} ivctl.o: .depcheck ivshm.h
+${LIBOBJS}: .depcheck ivshm.h
+${CTLOBJS}: .depcheck ivshm.h ivctl.h
 ivserver.o: layout-default.inc
 
 # Say which Debian package is missing rather than fail in the compiler.
@@ -119,7 +122,7 @@ lint:
 	    libivshm.3
 
 clean:
-	rm -f ${PROG} ${OBJS} ${LIB} ${LIBOBJS} ${CTL} ivctl.o libivshm.pc \
+	rm -f ${PROG} ${OBJS} ${LIB} ${LIBOBJS} ${CTL} ${CTLOBJS} libivshm.pc \
 	    layout-default.inc .depcheck
 	cd regress && ${MAKE} clean
 	cd regress/fuzz && ${MAKE} clean
