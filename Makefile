@@ -29,6 +29,8 @@ WARNFLAGS=	-std=c99 -pedantic -Wall -Wextra -Wstrict-prototypes \
 OSFLAGS!=	[ "`uname -s`" = Linux ] && echo -D_GNU_SOURCE -DLIBBSD_OPENBSD_VIS || true
 BSD_CFLAGS!=	pkg-config --cflags libbsd-overlay 2>/dev/null || true
 BSD_LIBS!=	pkg-config --libs libbsd-ctor libbsd-overlay 2>/dev/null || true
+# ivctl sets no process title: libbsd without its constructor.
+CTL_LIBS!=	pkg-config --libs libbsd-overlay 2>/dev/null || true
 ALLCFLAGS=	${WARNFLAGS} ${OSFLAGS} ${BSD_CFLAGS} ${CPPFLAGS} ${CFLAGS}
 
 VERSION!=	sed -n 's/^\#define IVSERVER_VERSION.*"\(.*\)"/\1/p' ivserver.h
@@ -44,8 +46,10 @@ ${LIB}: ${LIBOBJS}
 	${AR} rc $@ ${LIBOBJS}
 	-ranlib $@
 
-${CTL}: ivctl.o ${LIB}
-	${CC} ${CFLAGS} ${LDFLAGS} -o $@ ivctl.o ${LIB} ${BSD_LIBS}
+CTLOBJS=	ivctl.o ivctl_peer.o
+
+${CTL}: ${CTLOBJS} ${LIB}
+	${CC} ${CFLAGS} ${LDFLAGS} -o $@ ${CTLOBJS} ${LIB} ${CTL_LIBS}
 
 libivshm.pc: libivshm.pc.in Makefile ivserver.h
 	sed -e 's|@PREFIX@|${PREFIX}|' -e 's|@INCDIR@|${INCDIR}|' \
@@ -57,7 +61,8 @@ libivshm.pc: libivshm.pc.in Makefile ivserver.h
 	${CC} ${ALLCFLAGS} -c $<
 
 ${OBJS}: .depcheck ivserver.h ivshm.h log.h
-${LIBOBJS} ivctl.o: .depcheck ivshm.h
+${LIBOBJS}: .depcheck ivshm.h
+${CTLOBJS}: .depcheck ivshm.h ivctl.h
 ivserver.o: layout-default.inc
 
 # Say which Debian package is missing rather than fail in the compiler.
@@ -119,7 +124,7 @@ lint:
 	    libivshm.3
 
 clean:
-	rm -f ${PROG} ${OBJS} ${LIB} ${LIBOBJS} ${CTL} ivctl.o libivshm.pc \
+	rm -f ${PROG} ${OBJS} ${LIB} ${LIBOBJS} ${CTL} ${CTLOBJS} libivshm.pc \
 	    layout-default.inc .depcheck
 	cd regress && ${MAKE} clean
 	cd regress/fuzz && ${MAKE} clean

@@ -50,8 +50,11 @@ $CC $WARNFLAGS -D_GNU_SOURCE $BSD_CFLAGS -I.. $CFLAGS -o ivbench bench.c lib.c \
     $BSD_LIBS || exit 1
 # valgrind cannot run under the serving child's seccomp filter, which
 # sandbox.c leaves out when built with NO_SANDBOX.
+# The server's sources: every one but ivctl's and libivshm's sides.
+SERVER_SRCS=$(ls ../*.c | grep -v -e '/ivctl' -e '/ivshm_')
+# shellcheck disable=SC2086
 $CC -D_GNU_SOURCE -DLIBBSD_OPENBSD_VIS -DNO_SANDBOX $BSD_CFLAGS $CFLAGS \
-    -o ivserver-nosandbox ../*.c \
+    -o ivserver-nosandbox $SERVER_SRCS \
     $(pkg-config --libs libbsd-ctor libbsd-overlay) || exit 1
 
 ROWS=$T/rows

@@ -68,8 +68,8 @@ rc 2 "host: ivctl ring with no region exits 2" "$IVCTL" -s "$D/c" ring
 awk '/^\.Sh EXAMPLES/ { e = 1 } e && /^\.Bd -literal/ { p = 1; next }
     p && /^\.Ed/ { exit } p' ../libivshm.3 >"$T/pong.c"
 check "the program in libivshm(3) EXAMPLES builds with the library" \
-    ${CC:-cc} -std=c99 -Wall -Wextra -Werror -I.. -o "$T/pong" "$T/pong.c" \
-    ../libivshm.a
+    ${CC:-cc} -std=c99 -Wall -Wextra -Werror ${CFLAGS:-} ${LDFLAGS:-} -I.. \
+    -o "$T/pong" "$T/pong.c" ../libivshm.a
 # Installed, the library is found through pkg-config.
 I=$T/inst
 check "make install puts libivshm.a, ivshm.h, libivshm.pc, ivctl and \
@@ -87,7 +87,8 @@ flags=$(PKG_CONFIG_SYSROOT_DIR=$I \
     pkg-config --cflags --libs libivshm 2>&1)
 # shellcheck disable=SC2086
 check "and the example builds with pkg-config's flags for it ($flags)" \
-    ${CC:-cc} -std=c99 -Wall -Werror -o "$T/pong2" "$T/pong.c" $flags
+    ${CC:-cc} -std=c99 -Wall -Werror ${CFLAGS:-} ${LDFLAGS:-} \
+    -o "$T/pong2" "$T/pong.c" $flags
 region=$(awk '$1 == "ril" { print $1, $5 }' "$D/n")
 nregions=$(grep -c '^[a-z0-9_]* *0x' "$D/n")
 # shellcheck disable=SC2086
@@ -99,6 +100,26 @@ rc 0 "host: ivctl status after the VMs" "$IVCTL" -s "$D/c" status
 has "host: status: no VM after the last was killed" "vm detached"
 has "host: status: 4 attaches and detaches, generation 4" "generation 4"
 has "host: status: no watcher left" "watchers 0"
+stop_server
+
+# --- a watcher counts against -c ---------------------------------------
+
+D=$T/c1
+mkdir "$D" || exit 1
+check "-c 1: ivserver starts" start_server "$D" -c 1 || finish
+"$IVCTL" -s "$D/c" watch >"$D/watch.out" 2>&1 &
+W=$!
+at_exit "kill $W 2>/dev/null"
+check "-c 1: a watcher is served" wait_for grep -q '^state' "$D/watch.out"
+"$IVCTL" -s "$D/c" status >"$D/status.out" 2>&1 &
+ST=$!
+check "-c 1: a second client connects" wait_for conns_are "$D/c" 2
+check "-c 1: and waits in the queue while the watcher holds the place" \
+    test ! -s "$D/status.out"
+kill "$W"
+await_pid "$ST"
+check "-c 1: it is served once the watcher goes (exit $?)" \
+    grep -qx 'vm detached' "$D/status.out"
 stop_server
 
 # --- peer mode --------------------------------------------------------

@@ -385,8 +385,8 @@ host_example(struct qvm *q)
 static void
 host_main(void)
 {
+	static struct qvm	 q1, q2;	/* reachable, for leak checks */
 	struct ivshm_conn	*c;
-	struct qvm		 q1, q2;
 	struct child		 w;
 	char			 err[IVSHM_ERRSIZE], line[256], *argv[5];
 	uintmax_t		 pid = 0, g = 0;
@@ -447,7 +447,7 @@ host_main(void)
 static void
 peer_main(void)
 {
-	struct qvm	 q1, q2;
+	static struct qvm q1, q2;	/* reachable, for leak checks */
 	struct child	 p;
 	char		 line[256], *argv[6];
 	uint64_t	 w;

@@ -195,8 +195,8 @@ build_ivctl() {
 	# shellcheck disable=SC2086
 	"$1" -std=c99 -D_GNU_SOURCE -O2 -Wall -Wextra ${GUEST_CFLAGS:-} \
 	    -static -s -I"$TOP" \
-	    -include compat.h -o "$2" "$TOP/ivctl.c" compat.c $LIBSRC \
-	    "$TOP/ivshm_host.c" 2>"$T/ivctl.cc"
+	    -include compat.h -o "$2" "$TOP/ivctl.c" "$TOP/ivctl_peer.c" \
+	    compat.c $LIBSRC "$TOP/ivshm_host.c" 2>"$T/ivctl.cc"
 }
 
 # build_ping CC OUT: the guest program of libivshm(3) for the guest.
