@@ -15,6 +15,7 @@
 #ifndef IVSHM_H
 #define IVSHM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define IVSHM_MAGIC		0x5245565245535649ULL	/* "IVSERVER" */
@@ -114,8 +115,6 @@ struct ivshm_event {
  * pointer on success and -1 or NULL on failure, with a printable reason
  * in the handle or in the caller's err buffer of errlen bytes.
  */
-#include <stddef.h>
-
 #define IVSHM_ERRSIZE		256
 
 /* Shared by both sides: the header of a mapped window. */
