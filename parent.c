@@ -147,9 +147,9 @@ server_died(struct parent *pa, int status)
 			delay *= 2;
 	if (delay > RESTART_DELAY_MAX)
 		delay = RESTART_DELAY_MAX;
-	log_warnx("server process %s; starting another in %lld ms, holding "
-	    "%u connections", exit_status(status), (long long)delay,
-	    pa->nheld);
+	log_warnx("server process %s; starting another in %lld ms, to adopt "
+	    "%u held connection%s", exit_status(status), (long long)delay,
+	    pa->nheld, pa->nheld == 1 ? "" : "s");
 	pa->restart_at = now + delay;
 	return 0;
 }
