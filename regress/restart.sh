@@ -2,10 +2,10 @@
 #
 # restart.sh: the serving process dies and a new one takes over.  Killed
 # 100 times at random moments under a real QEMU and host clients
-# (restarttest), with nothing lost on either side; and killed as soon as
-# it appears, a crash loop, which the parent meets with longer and
-# longer waits and then, past its limit, by stopping everything and
-# exiting 1.
+# (restarttest), with nothing lost on either side; killed in peer mode,
+# where the peers keep their IDs and eventfds; and killed as soon as it
+# appears, a crash loop, which the parent meets with longer and longer
+# waits and then, past its limit, by stopping everything and exiting 1.
 
 REGRESS=$(cd "$(dirname "$0")" && pwd -P) && . "$REGRESS/lib.sh"
 
@@ -22,6 +22,70 @@ check "each restart is logged with how the last process ended" test \
     "$S/server.log")" -ge 100
 check "SIGTERM: ivserver exits 0" stop_server
 check "and removes its sockets" test ! -e "$S/q" -a ! -e "$S/c"
+
+# --- peer mode: the peers keep their IDs and eventfds ----------------------
+
+P=$T/peer
+mkdir "$P" || exit 1
+start_server_cmd "$P/server.log" "$P/sock" "$IVSERVER" -d -P 2 -l 4M \
+    -q "$P/sock"
+start_qemu "$P/sock" 2
+logged "attached as peer 0" "$P/server.log"
+# stay name: a C peer that stays until its input, a fifo held open on
+# fd 3, 4 or 5, ends; it prints what it sees in P/name.out.
+mkfifo "$P/a" "$P/b" "$P/d" || exit 1
+exec 3<>"$P/a" 4<>"$P/b" 5<>"$P/d"
+stay() {
+	./peer -s "$P/sock" -n 2 -w 600000 <"$P/$1" >"$P/$1.out" \
+	    2>"$P/$1.err" 3>&- 4>&- 5>&- &
+}
+stay a
+A=$!
+wait_for grep -qs . "$P/a.out"
+stay b
+B=$!
+at_exit "kill -9 $A $B 2>/dev/null"
+wait_for grep -qs . "$P/b.out"
+check "peer mode: QEMU is peer 0, two C peers 1 and 2" sh -c \
+    "[ \"\$(head -n 1 '$P/b.out')\" = 'id 2 peers 2' ]"
+QFDS=$(nfds "$QEMUPID")
+C0=$SERVERCHILD
+SFDS=$(nfds "$C0")
+adopted3() {
+	[ "$(count 'adopted from the previous' "$P/server.log")" -ge 3 ]
+}
+kill -9 "$C0"
+check "peer mode: a new serving process adopts the three peers" \
+    wait_for adopted3
+C1=$(server_child "$SERVERPID")
+check "peer mode: and holds as many fds as the one killed ($SFDS)" \
+    wait_for nfds_is "$C1" "$SFDS"
+check "peer mode: QEMU keeps its connection ($QFDS fds)" \
+    nfds_is "$QEMUPID" "$QFDS"
+stay d
+D=$!
+at_exit "kill -9 $D 2>/dev/null"
+wait_for grep -qs . "$P/d.out"
+check "peer mode: a new peer gets ID 3 and is told of the three" \
+    test "$(head -n 1 "$P/d.out")" = "id 3 peers 3"
+echo "ring 2 1" >&5
+check "peer mode: it rings peer 2 with the eventfd adopted for it" \
+    wait_for grep -qx "irq 1" "$P/b.out"
+echo "ring 2 0" >&3
+check "peer mode: peer 1 rings peer 2 as before" \
+    wait_for grep -qx "irq 0" "$P/b.out"
+exec 3>&- 5>&-
+echo "wait leaves 2" >&4
+check "peer mode: peer 2 is told that 3 and 1, adopted, left" \
+    wait_for grep -qx "leaves 2" "$P/b.out"
+exec 4>&-
+await_pid "$B"
+check "peer mode: peer 2 saw one join and two leaves, QEMU stays" \
+    test "$(tail -n 1 "$P/b.out")" = "joins 1 leaves 2 now 0"
+await_pid "$A"
+await_pid "$D"
+check "peer mode: SIGTERM, ivserver exits 0" stop_server
+stop_qemu
 
 # A crash loop: each new serving process killed as soon as it shows.
 S=$T/loop
