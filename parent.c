@@ -238,8 +238,15 @@ channel_record(struct parent *pa)
 	}
 	if (len != (ssize_t)sizeof(r) ||
 	    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
-		log_warnx("server process: a record of %zd bytes, flags %#x, "
-		    "ignored", len, mh.msg_flags);
+		if (mh.msg_flags & MSG_TRUNC)
+			log_warnx("server process: a record longer than %zu "
+			    "bytes ignored", sizeof(r));
+		else if (mh.msg_flags & MSG_CTRUNC)
+			log_warnx("server process: a record with too many fds "
+			    "ignored");
+		else
+			log_warnx("server process: a record of %zd bytes "
+			    "ignored", len);
 		while (nfds > 0)
 			close(fds[--nfds]);
 		return 1;
@@ -297,15 +304,15 @@ hold(struct parent *pa, const struct ipc_up *r, int fd)
 		why = "out of range";
 	else if (h != NULL && h->fd != -1)
 		why = "already held";
+	else if (pa->nheld >= pa->maxheld)
+		why = "past the limit of connections held";
 	else if (h == NULL && pa->nvec > 0)
 		why = "without its eventfds";
 	else if (h != NULL && h->got != h->nvec)
-		why = "with eventfds missing";
-	else if (pa->nheld >= pa->maxheld)
-		why = "past the limit of connections held";
+		why = "eventfds missing";
 	if (why != NULL) {
-		log_warnx("server process: peer %u: connection %s; not held",
-		    r->id, why);
+		log_warnx("server process: peer %u: %s; its connection not "
+		    "held", r->id, why);
 		close(fd);
 		if (h != NULL && h->fd == -1)
 			held_free(pa, h);
@@ -369,7 +376,7 @@ hold_vecs(struct parent *pa, const struct ipc_up *r, int *fds, int nfds)
 		}
 	}
 	if (why != NULL) {
-		log_warnx("server process: peer %u: eventfds %s; not held",
+		log_warnx("server process: peer %u: %s; its eventfds not held",
 		    r->id, why);
 		for (i = 0; i < nfds; i++)
 			close(fds[i]);

@@ -6,8 +6,14 @@
 # where the peers keep their IDs and eventfds; and killed as soon as it
 # appears, a crash loop, which the parent meets with longer and longer
 # waits and then, past its limit, by stopping everything and exiting 1.
+# First of all, the records a serving process sends its parent, from a
+# hostile one (ipctest).
 
 REGRESS=$(cd "$(dirname "$0")" && pwd -P) && . "$REGRESS/lib.sh"
+
+# The parent against a hostile serving process: what it holds.
+tally "ipctest host" ./ipctest host
+tally "ipctest peer" ./ipctest peer
 
 check "$QEMU is installed" have "$QEMU" || finish
 
