@@ -277,6 +277,20 @@ for h in $HOLDERS; do await_pid "$h"; done
 HOLDERS=
 stop_server
 
+# --- 8. the serving process killed ------------------------------------------
+
+say "8. the serving process killed 100 times: to the next client served"
+S=$T/restart
+if pinned_server "$S"; then
+	run "8. restart" ./restarttest -b -n 100 -p "$SERVERPID" -s "$S/c" ril
+	stop_server
+	printf 'note\t8: %s\n' "SIGKILL to the serving process at a random \
+moment while a client asks in a loop; then a new client connects and asks \
+until it is answered: the time from the kill to the answer" >> "$ROWS"
+else
+	run "8. restart" false
+fi
+
 # --- the table ------------------------------------------------------------
 
 END=$(date +%s)

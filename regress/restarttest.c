@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ivclient.h"
@@ -49,6 +50,7 @@
 #define MAXSOCK		64
 
 static void	 usage(void);
+static long long now_us(void);
 static pid_t	 serving(pid_t);
 static int	 client_conns(void);
 static int	 idle_fds(pid_t);
@@ -87,6 +89,15 @@ usage(void)
 	fprintf(stderr, "usage: %s [-b] [-n kills] [-Q qemu] -p pid "
 	    "-q qemu-socket -s client-socket region ...\n", getprogname());
 	exit(1);
+}
+
+static long long
+now_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* The serving process: the one child of the parent that is not QEMU. */
@@ -212,7 +223,7 @@ client_served(long long *at)
 	for (;;) {
 		if (client_once(r, ms_left(deadline)) == 1) {
 			served++;
-			*at = now_ms();
+			*at = now_us();
 			return (0);
 		}
 		if (ms_left(deadline) == 0) {
@@ -310,10 +321,10 @@ activity(long long deadline)
 /*
  * Kill the serving process at a random moment, often with a request
  * in flight, and wait for the next client to be served: the time in
- * *ms.  Then QEMU must hold what it held.
+ * *us, microseconds.  Then QEMU must hold what it held.
  */
 static int
-kill_one(int i, long long *ms)
+kill_one(int i, long long *us)
 {
 	unsigned char	 req[2 + IVSHM_NAME_SIZE];
 	uint16_t	 len16;
@@ -337,10 +348,10 @@ kill_one(int i, long long *ms)
 		warn("kill %ld", (long)child);
 		return (-1);
 	}
-	t0 = now_ms();
+	t0 = now_us();
 	if (client_served(&at) == -1)
 		return (-1);
-	*ms = at - t0;
+	*us = at - t0;
 	if (s != -1)
 		in_flight(s);
 	if ((child = serving(child)) == -1) {
@@ -439,8 +450,11 @@ main(int argc, char *argv[])
 	if ((lat = calloc(kills, sizeof(*lat))) == NULL)
 		err(1, NULL);
 
-	if (!check((child = serving(0)) != -1 && client_setup(argc, argv) == 0,
-	    "a client gets every region, its fds kept for the whole test"))
+	ok = (child = serving(0)) != -1 && client_setup(argc, argv) == 0;
+	if (bench && !ok)
+		errx(1, "no server to measure");
+	if (!bench && !check(ok, "a client gets every region, its fds kept "
+	    "for the whole test"))
 		return (1);
 	if (!bench) {
 		if (qvm_up(&vm, 1, &conf, 1) == -1)
@@ -461,16 +475,19 @@ main(int argc, char *argv[])
 	qsort(lat, n, sizeof(*lat), cmpll);
 
 	if (bench) {
-		printf("row\t8. serving process SIGKILLed, to the next client "
-		    "served, p50 / worst of %d\t%lld / %lld ms\t-\t-\t-\t-\n",
-		    n, n ? lat[n / 2] : -1, n ? lat[n - 1] : -1);
+		if (n == 0)
+			errx(1, "no kill was followed by a client served");
+		printf("row\t8. serving process killed, to the next client "
+		    "served, p50 / worst of %d\t%.1f / %.1f ms\t-\t-\t-\t-\n",
+		    n, lat[n / 2] / 1000.0, lat[n - 1] / 1000.0);
 		return (n == kills ? 0 : 1);
 	}
 	check(n == kills, "%d kills of the serving process, each followed by "
 	    "a new one that serves (%d did)", kills, n);
-	printf("# kill to the next client served, over %d kills: median %lld "
-	    "ms, worst %lld ms\n", n, n ? lat[n / 2] : -1,
-	    n ? lat[n - 1] : -1);
+	if (n > 0)
+		printf("# kill to the next client served, over %d kills: "
+		    "median %.1f ms, worst %.1f ms\n", n, lat[n / 2] / 1000.0,
+		    lat[n - 1] / 1000.0);
 	check(vmbad == 0 && !qvm_exited(&vm), "QEMU never loses its "
 	    "connection: the same %d sockets and IVPosition 1 after every "
 	    "kill (%lu times not)", nsocks, vmbad);
