@@ -132,7 +132,7 @@ static void
 refused(int ipc, const char *what, size_t len, uint32_t type, uint32_t id,
     uint32_t first, uint32_t count, int nfds, int pipe_)
 {
-	int	 fds[8], other[8], p[2], i, ok;
+	int	 fds[8] = { -1 }, other[8], p[2], i, ok;
 
 	for (i = 0; i < nfds; i++) {
 		if (pipe_ ? pipe(p) : socketpair(AF_UNIX, SOCK_STREAM, 0, p))

@@ -97,9 +97,10 @@ stop_qemu
 S=$T/loop
 start_server "$S"
 # killer: kill every serving process of the server the moment it is
-# seen, until the server is gone.
+# seen, until the parent gives up (and no longer: a sanitizer's exit
+# may have a process of its own).
 killer() {
-	while alive "$1"; do
+	while alive "$1" && ! grep -q "giving up" "$S/server.log"; do
 		for _p in $(pgrep -P "$1"); do
 			kill -9 "$_p" 2>/dev/null
 		done

@@ -480,6 +480,8 @@ main(int argc, char *argv[])
 		printf("row\t8. serving process killed, to the next client "
 		    "served, p50 / worst of %d\t%.1f / %.1f ms\t-\t-\t-\t-\n",
 		    n, lat[n / 2] / 1000.0, lat[n - 1] / 1000.0);
+		free(lat);
+		free(regions);
 		return (n == kills ? 0 : 1);
 	}
 	check(n == kills, "%d kills of the serving process, each followed by "
@@ -507,5 +509,7 @@ main(int argc, char *argv[])
 	check(ring_g2h(0) == 0 && ring_h2g(0) == 0, "after the last kill, "
 	    "the first region still rings both ways");
 	qvm_kill(&vm);
+	free(lat);
+	free(regions);
 	return (check_failures() ? 1 : 0);
 }
