@@ -55,6 +55,7 @@ struct parent {
 	unsigned int		 maxheld;
 	unsigned int		 nvec;	/* eventfds held per peer */
 	struct stat		 evsb;	/* what an eventfd looks like */
+	int			 evknown;
 };
 
 static int	server_start(struct parent *);
@@ -346,8 +347,15 @@ hold_vecs(struct parent *pa, const struct ipc_up *r, int *fds, int nfds)
 	struct held	*h = held_find(pa, r->id);
 	struct stat	 st;
 	const char	*why = NULL;
-	int		 i;
+	int		 i, ev;
 
+	if (!pa->evknown) {
+		if ((ev = eventfd(0, EFD_CLOEXEC)) == -1 ||
+		    fstat(ev, &pa->evsb) == -1)
+			fatal("eventfd");
+		close(ev);
+		pa->evknown = 1;
+	}
 	if (pa->nvec == 0 || r->id > IVSHM_PEER_MAX ||
 	    r->first > pa->nvec || (unsigned int)nfds > pa->nvec - r->first)
 		why = "out of range";
@@ -451,7 +459,7 @@ parent_main(struct server *srv, const struct passwd *pw, struct qemu *q,
 	struct held	*h;
 	int64_t		 now;
 	pid_t		 pid;
-	int		 rv = -1, sigs, status, timeout, ev;
+	int		 rv = -1, sigs, status, timeout;
 
 	memset(&pa, 0, sizeof(pa));
 	pa.srv = srv;
@@ -464,9 +472,6 @@ parent_main(struct server *srv, const struct passwd *pw, struct qemu *q,
 	TAILQ_INIT(&pa.held);
 	pa.maxheld = srv->peermode ? srv->maxclients : 1;
 	pa.nvec = srv->peermode ? srv->nvectors : 0;
-	if ((ev = eventfd(0, EFD_CLOEXEC)) == -1 || fstat(ev, &pa.evsb) == -1)
-		fatal("eventfd");
-	close(ev);
 	log_procinit("parent");
 	setproctitle("parent");
 	if (server_start(&pa) == -1)
