@@ -70,7 +70,7 @@ struct server {
 	struct listener	 qemu;
 	struct listener	 client;
 	int		 sigfd;		/* read end of the signal pipe */
-	int		 ipcfd;		/* from the parent: QEMU's pid */
+	int		 ipcfd;		/* the channel to the parent */
 	unsigned int	 maxclients;
 	unsigned int	 nofile;	/* RLIMIT_NOFILE of the server */
 	int		 timeout;	/* client deadline, milliseconds */

@@ -49,7 +49,6 @@ struct parent {
 	int64_t			 started;
 	int64_t			 restart_at; /* ms, or 0 */
 	unsigned int		 quick;	/* quick deaths in a row */
-	unsigned int		 restarts;
 	struct heldq		 held;
 	unsigned int		 nheld;	/* complete entries */
 	unsigned int		 maxheld;
@@ -503,7 +502,6 @@ parent_main(struct server *srv, const struct passwd *pw, struct qemu *q,
 		if ((sigs & SIGNAL_CHILD) && reap(&pa) == -1)
 			rv = 1;
 		else if (pa.restart_at != 0 && now_ms() >= pa.restart_at) {
-			pa.restarts++;
 			if (server_start(&pa) == -1)
 				rv = 1;
 		} else if ((pid = qemu_due(q)) != -1)
