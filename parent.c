@@ -33,9 +33,9 @@
 #include "log.h"
 
 #define SERVER_STOP_TIMEOUT	5000	/* ms before SIGKILL */
-#define RESTART_SETTLE		250	/* ms: a death sooner is a quick one */
-#define RESTART_DELAY		100	/* ms before the first quick restart */
-#define RESTART_DELAY_MAX	2000	/* ms, doubling from RESTART_DELAY */
+#define RESTART_SETTLE		250	/* ms: an end sooner is quick */
+#define RESTART_DELAY		100	/* ms after a first quick end */
+#define RESTART_DELAY_MAX	2000	/* ms, doubling up to it */
 #define RESTART_QUICK_MAX	5	/* quick deaths in a row: give up */
 
 struct parent {
@@ -43,9 +43,9 @@ struct parent {
 	const struct passwd	*pw;
 	struct qemu		*q;
 	int			 sigfd;
-	int			 pidfd;	/* closed in the serving process */
-	pid_t			 child;	/* the serving process, or -1 */
-	int			 ipc;	/* our end of its channel, or -1 */
+	int			 pidfd;	/* not the server's */
+	pid_t			 child;	/* serving process, or -1 */
+	int			 ipc;	/* its channel, or -1 */
 	int64_t			 started;
 	int64_t			 restart_at; /* ms, or 0 */
 	unsigned int		 quick;	/* quick deaths in a row */
@@ -53,7 +53,7 @@ struct parent {
 	unsigned int		 nheld;	/* complete entries */
 	unsigned int		 maxheld;
 	unsigned int		 nvec;	/* eventfds held per peer */
-	struct stat		 evsb;	/* what an eventfd looks like */
+	struct stat		 evsb;	/* an eventfd's */
 	int			 evknown;
 };
 
@@ -232,7 +232,7 @@ channel_record(struct parent *pa)
 			continue;
 		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		if (n > IPC_FDS_MAX - nfds)
-			n = IPC_FDS_MAX - nfds;	/* cannot be: bounded above */
+			n = IPC_FDS_MAX - nfds;	/* cannot be */
 		memcpy(fds + nfds, CMSG_DATA(c), n * sizeof(int));
 		nfds += n;
 	}

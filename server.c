@@ -27,7 +27,7 @@
 #include "ivserver.h"
 #include "log.h"
 
-#define IPC_SEND_WAIT	1000	/* ms for room on the parent's channel */
+#define IPC_SEND_WAIT	1000	/* ms to wait for the parent */
 
 static int	server_loop(struct server *);
 static int	server_parent(struct server *);

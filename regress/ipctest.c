@@ -36,7 +36,7 @@
 #include "../ivserver.h"
 #include "../log.h"
 
-#define CLOSE_WAIT	10000	/* ms for the parent to close a refusal */
+#define CLOSE_WAIT	10000	/* ms for a refusal closed */
 #define NVEC		2	/* peer mode */
 #define MAXPEERS	2
 

@@ -41,10 +41,10 @@
 #include "qtest.h"
 
 #define KILLS		100
-#define KILL_AFTER	300	/* ms: the earliest kill after a start, past */
-#define KILL_SPREAD	400	/* the server's 250 ms of a quick death */
-#define SERVE_TIMEOUT	30000	/* ms: a client served, retries and all */
-#define SETTLE_TIMEOUT	20000	/* ms: fd counts back to their baseline */
+#define KILL_AFTER	300	/* ms after a start: past 250 ms, */
+#define KILL_SPREAD	400	/* a quick end for the server */
+#define SERVE_TIMEOUT	30000	/* ms: served, retries and all */
+#define SETTLE_TIMEOUT	20000	/* ms: fd counts back to baseline */
 #define QEMU_LIFETIME	900000
 #define WATCHDOG	900
 #define MAXSOCK		64
@@ -72,12 +72,12 @@ static struct qvm_conf		 conf = {
 static struct qvm		 vm;
 static int			 bench;
 static pid_t			 parent;
-static pid_t			 child;		/* the serving process */
+static pid_t			 child;	/* the serving process */
 static const char		*clientsock;
 static struct ivclient_region	*regions;
 static int			 nregions;
 static char			 tmpdir[256];
-static unsigned long		 socks[MAXSOCK];	/* QEMU's, at first */
+static unsigned long		 socks[MAXSOCK]; /* QEMU's, at first */
 static int			 nsocks;
 /* What happened, over the whole run. */
 static unsigned long		 g2h_rung, g2h_seen, h2g_rung, h2g_seen;
