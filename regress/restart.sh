@@ -93,16 +93,26 @@ await_pid "$D"
 check "peer mode: SIGTERM, ivserver exits 0" stop_server
 stop_qemu
 
-# A crash loop: each new serving process killed as soon as it shows.
+# A crash loop: each new serving process killed as soon as it shows,
+# with a launched QEMU, which the parent stops when it gives up.
 S=$T/loop
-start_server "$S"
-# killer: kill every serving process of the server the moment it is
-# seen, until the parent gives up (and no longer: a sanitizer's exit
-# may have a process of its own).
+mkdir -p "$S"
+printf '{ "binary": "%s",
+	"args": ["-M", "pc", "-accel", "tcg", "-S", "-nodefaults",
+	    "-display", "none", "-m", "64"],
+	"respawn": "always", "respawn_delay": 0, "stop_timeout": 5 }\n' \
+    "$(command -v "$QEMU")" >"$S/qemu.json"
+start_server "$S" -Q "$S/qemu.json"
+# killer: kill every serving process of the server (a child that is not
+# QEMU) the moment it is seen, until the parent gives up (and no longer:
+# a sanitizer's exit may have a process of its own).
 killer() {
 	while alive "$1" && ! grep -q "giving up" "$S/server.log"; do
 		for _p in $(pgrep -P "$1"); do
-			kill -9 "$_p" 2>/dev/null
+			case $(cat "/proc/$_p/comm" 2>/dev/null) in
+			qemu*) ;;
+			*) kill -9 "$_p" 2>/dev/null ;;
+			esac
 		done
 	done
 }
@@ -119,6 +129,10 @@ check "it waited longer after each quick death ($waits)" \
     test "$waits" = "100 200 400 800 1600 "
 check "and says why it gave up" grep -q \
     "6 times in a row within 250 ms of its start: giving up" "$S/server.log"
+LASTQ=$(sed -n 's/.*stopping QEMU pid \([0-9]*\).*/\1/p' "$S/server.log" |
+    tail -n 1)
+lastq_gone() { [ -n "$LASTQ" ] && gone "$LASTQ"; }
+check "and stops the QEMU it launched (${LASTQ:-none})" lastq_gone
 check "and removes its sockets" test ! -e "$S/q" -a ! -e "$S/c"
 
 finish
