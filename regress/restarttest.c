@@ -11,8 +11,8 @@
  * every doorbell both ways arrives, each awaited before the next so
  * that none can merge with another; every client request is served in
  * the end, a retry allowed where a kill cut it; and once the last new
- * serving process is idle, it and QEMU hold as many fds as before the
- * first kill.  The time from each kill to the next client served is
+ * serving process is idle, it, the parent and QEMU hold as many fds as
+ * before the first kill.  The time from each kill to the next client served is
  * printed, median and worst.
  *
  *	restarttest [-b] [-n kills] [-Q qemu] -p pid -q qemu-socket
@@ -408,7 +408,8 @@ main(int argc, char *argv[])
 	long long	*lat;
 	const char	*errstr;
 	pid_t		 pids[2];
-	int		 ch, i, kills = KILLS, sfds = 0, qfds = 0, n, ok;
+	int		 ch, i, kills = KILLS, sfds = 0, qfds = 0, pfds = 0;
+	int		 n, ok;
 
 	while ((ch = getopt(argc, argv, "bn:p:Q:q:s:")) != -1) {
 		switch (ch) {
@@ -467,6 +468,7 @@ main(int argc, char *argv[])
 		nsocks = sockets(vm.pid, socks, MAXSOCK);
 		qfds = count_fds(vm.pid);
 		sfds = idle_fds(child);
+		pfds = count_fds(parent);
 	}
 
 	for (n = 0, i = 0; i < kills; i++)
@@ -503,6 +505,9 @@ main(int argc, char *argv[])
 	ok = (n = idle_fds(child)) == sfds;
 	check(ok, "the last serving process holds as many fds as the first "
 	    "(%d, %d)", n, sfds);
+	ok = (n = count_fds(parent)) == pfds;
+	check(ok, "the parent holds as many fds as before the first kill "
+	    "(%d, %d)", n, pfds);
 	ok = (n = count_fds(vm.pid)) == qfds;
 	check(ok, "QEMU holds as many fds as before the first kill (%d, %d)",
 	    n, qfds);
