@@ -83,7 +83,9 @@ server_start(struct parent *pa)
 	int	 ipc[2];
 	pid_t	 pid;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ipc) == -1) {
+	/* Non-blocking: a serving process that never reads stalls no one. */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0, ipc) == -1) {
 		log_warn("socketpair");
 		return -1;
 	}
