@@ -3,7 +3,8 @@
 # restart.sh: the serving process dies and a new one takes over.  Killed
 # 100 times at random moments under a real QEMU and host clients
 # (restarttest), with nothing lost on either side; killed in peer mode,
-# where the peers keep their IDs and eventfds; and killed as soon as it
+# where the peers keep their IDs and eventfds; the parent killed instead,
+# which the VM sees; and the serving process killed as soon as it
 # appears, a crash loop, which the parent meets with longer and longer
 # waits and then, past its limit, by stopping everything and exiting 1.
 # First of all, the records a serving process sends its parent, from a
@@ -91,6 +92,25 @@ check "peer mode: peer 2 saw one join and two leaves, QEMU stays" \
 await_pid "$A"
 await_pid "$D"
 check "peer mode: SIGTERM, ivserver exits 0" stop_server
+stop_qemu
+
+# The parent killed: the serving process follows it, and with no one
+# left to hold it, the VM's connection closes.
+S=$T/orphan
+start_server "$S"
+start_qemu "$S/q" 10
+logged "attached as peer 1" "$S/server.log"
+# sockets pid: the sockets pid holds.
+sockets() { ls -l "/proc/$1/fd" 2>/dev/null | grep -c 'socket:'; }
+no_sockets() { [ "$(sockets "$1")" -eq 0 ]; }
+QS=$(sockets "$QEMUPID")
+C0=$SERVERCHILD
+kill -9 "$SERVERPID"
+wait "$SERVERPID" 2>/dev/null
+SERVERPID=
+check "the parent killed: the serving process exits" wait_for gone "$C0"
+check "and QEMU sees its connection close ($QS sockets, then none)" \
+    wait_for no_sockets "$QEMUPID"
 stop_qemu
 
 # A crash loop: each new serving process killed as soon as it shows,
