@@ -1,24 +1,22 @@
 /*
  * ivserver: a host-side ivshmem server.
  *
- * This file is main() and the privileged parent.  main() reads top to
- * bottom: options, configuration, sockets, shared memory, daemon, the
- * split into the serving process (server.c) and the parent, which
- * launches and supervises QEMU, and clean-up.
+ * This file is main().  It reads top to bottom: options, configuration,
+ * sockets, shared memory, daemon, the split into the serving process
+ * (server.c) and the privileged parent (parent.c), which launches and
+ * supervises QEMU and replaces a serving process that dies, and
+ * clean-up.
  */
 
 #include <sys/types.h>
 #include <sys/file.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
