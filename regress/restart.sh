@@ -3,7 +3,8 @@
 # restart.sh: the serving process dies and a new one takes over.  Killed
 # 100 times at random moments under a real QEMU and host clients
 # (restarttest), with nothing lost on either side; killed in peer mode,
-# where the peers keep their IDs and eventfds; the parent killed instead,
+# where the peers keep their IDs and eventfds; a VM that goes while no
+# serving process runs, seen to leave by the next; the parent killed,
 # which the VM sees; and the serving process killed as soon as it
 # appears, a crash loop, which the parent meets with longer and longer
 # waits and then, past its limit, by stopping everything and exiting 1.
@@ -93,6 +94,26 @@ await_pid "$A"
 await_pid "$D"
 check "peer mode: SIGTERM, ivserver exits 0" stop_server
 stop_qemu
+
+# A VM that goes while no serving process runs: the next one adopts its
+# connection, sees its end as a leave, and the next VM attaches.
+S=$T/gone
+start_server "$S"
+start_qemu "$S/q" 10
+Q1=$QEMUPID
+logged "attached as peer 1" "$S/server.log"
+C0=$SERVERCHILD
+kill -STOP "$C0"
+stop_qemu
+kill -9 "$C0"
+check "a VM gone while no serving process ran: adopted" \
+    logged "VM as peer 1 (pid $Q1) adopted" "$S/server.log"
+check "and seen to leave" logged "peer 1 (pid $Q1) left" "$S/server.log"
+start_qemu "$S/q" 10
+check "and the next VM attaches as peer 1" \
+    logged "VM (pid $QEMUPID, uid [0-9]*) attached as peer 1" "$S/server.log"
+stop_qemu
+check "SIGTERM: ivserver exits 0" stop_server
 
 # The parent killed: the serving process follows it, and with no one
 # left to hold it, the VM's connection closes.
