@@ -1,26 +1,23 @@
 /*
  * ivserver: a host-side ivshmem server.
  *
- * This file is main() and the privileged parent.  main() reads top to
- * bottom: options, configuration, sockets, shared memory, daemon, the
- * split into the serving process (server.c) and the parent, which
- * launches and supervises QEMU, and clean-up.
+ * This file is main().  It reads top to bottom: options, configuration,
+ * sockets, shared memory, daemon, the split into the serving process
+ * (server.c) and the privileged parent (parent.c), which launches and
+ * supervises QEMU and replaces a serving process that dies, and
+ * clean-up.
  */
 
 #include <sys/types.h>
 #include <sys/file.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
-#include <poll.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +31,6 @@
 #define TIMEOUT_DEFAULT		10	/* seconds */
 #define USER_DEFAULT		"_ivserver"
 #define USER_FALLBACK		"nobody"
-#define SERVER_STOP_TIMEOUT	5000	/* ms before SIGKILL */
 #define COMPAT_VECTORS_MAX	64	/* as ivshmem-server */
 
 /* conf/layout.json, compiled in. */
@@ -221,76 +217,6 @@ server_user(const char *name)
 		fatalx("%s: must be a directory owned by root and writable "
 		    "only by it", CHROOT_DIR);
 	return &copy;
-}
-
-/* Tell the server which QEMU may attach, 0 for none. */
-static void
-tell_server(int ipc, pid_t pid)
-{
-	int32_t	 p = (int32_t)pid;
-
-	if (write(ipc, &p, sizeof(p)) != sizeof(p))
-		log_warn("telling the server QEMU's pid");
-}
-
-/*
- * Reap children; returns 1 if the server died.  A QEMU that is gone
- * is no longer the one to admit: its pid could be reused.
- */
-static int
-reap(struct qemu *q, pid_t child, int ipc)
-{
-	pid_t	 pid;
-	int	 status;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (pid == child) {
-			log_warnx("server process %s", exit_status(status));
-			return 1;
-		}
-		if (pid == q->pid) {
-			qemu_exited(q, status);
-			tell_server(ipc, 0);
-		}
-	}
-	return 0;
-}
-
-/*
- * The privileged parent: starts and supervises QEMU, relays the stop
- * signals.  If the server dies, QEMU cannot reconnect to a new one, so
- * QEMU is stopped too and ivserver exits with an error.
- */
-static int
-parent_main(struct qemu *q, pid_t child, int ipc, int sigfd)
-{
-	struct pollfd	 pfd;
-	pid_t		 pid;
-	int		 rv = -1, sigs, status;
-
-	log_procinit("parent");
-	setproctitle("parent");
-	if (q->binary != NULL && (pid = qemu_start(q)) != -1)
-		tell_server(ipc, pid);
-	pfd.fd = sigfd;
-	pfd.events = POLLIN;
-	while (rv == -1) {
-		if (poll(&pfd, 1, qemu_timeout(q)) == -1 && errno != EINTR)
-			fatal("poll");
-		sigs = signals_read();
-		if (sigs & SIGNAL_STOP)
-			rv = 0;
-		else if ((sigs & SIGNAL_CHILD) && reap(q, child, ipc)) {
-			child = -1;
-			rv = 1;
-		} else if ((pid = qemu_due(q)) != -1)
-			tell_server(ipc, pid);
-	}
-	qemu_stop(q);
-	if (child != -1 && (status = child_stop(child, "server",
-	    SERVER_STOP_TIMEOUT)) != -1 && status != 0)
-		log_warnx("server process %s", exit_status(status));
-	return rv;
 }
 
 /* A POSIX shm name: "/" and a file name, not "." or "..". */
@@ -574,9 +500,8 @@ main(int argc, char *argv[])
 	struct passwd	*pw;
 	char		 qbuf[PATH_MAX], cbuf[PATH_MAX], pbuf[PATH_MAX];
 	mode_t		 mode;
-	pid_t		 child;
 	struct stat	 pidsb;
-	int		 rv, ipc[2], sigfd, pidfd = -1;
+	int		 rv, sigfd, pidfd = -1;
 
 	log_init(1, LOG_DAEMON);	/* stderr until the daemon detaches */
 	memset(&layout, 0, sizeof(layout));
@@ -686,29 +611,13 @@ main(int argc, char *argv[])
 		    "clients on %s", layout.nregions, (uintmax_t)layout.size,
 		    srv.qemu.path, srv.client.path);
 
-	/* Split: the server drops everything, the parent keeps nothing. */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ipc) == -1)
-		fatal("socketpair");
-	signals_hold(1);
-	if ((child = fork()) == -1)
-		fatal("fork");
-	if (child == 0) {
-		close(ipc[0]);
-		if (pidfd != -1)
-			close(pidfd);
-		server_main(&srv, pw, ipc[1]);
-	}
-	signals_hold(0);
-	close(ipc[1]);
-	close(srv.qemu.fd);
-	if (srv.client.fd != -1)
-		close(srv.client.fd);
-	srv.qemu.fd = srv.client.fd = -1;
-	layout_forget(&layout);
+	/*
+	 * Split: the serving process drops everything.  The parent keeps
+	 * the listening sockets, the window and the eventfds, for the
+	 * next serving process should this one die.
+	 */
+	rv = parent_main(&srv, pw, &qemu, sigfd, pidfd);
 
-	rv = parent_main(&qemu, child, ipc[0], sigfd);
-
-	close(ipc[0]);
 	listener_close(&srv.qemu);
 	listener_close(&srv.client);
 	layout_free(&layout);

@@ -70,7 +70,7 @@ struct server {
 	struct listener	 qemu;
 	struct listener	 client;
 	int		 sigfd;		/* read end of the signal pipe */
-	int		 ipcfd;		/* from the parent: QEMU's pid */
+	int		 ipcfd;		/* the channel to the parent */
 	unsigned int	 maxclients;
 	unsigned int	 nofile;	/* RLIMIT_NOFILE of the server */
 	int		 timeout;	/* client deadline, milliseconds */
@@ -83,6 +83,41 @@ struct server {
 	gid_t		*allow_gid;
 	size_t		 nallow_gid;
 };
+
+/*
+ * The serving process's records to the parent, one per message on the
+ * SOCK_SEQPACKET channel, each checked whole: IPC_VECS carries count
+ * eventfds of peer id, from its vector first on; IPC_HOLD carries the
+ * peer's connection once its handshake is out, count its vectors (all
+ * sent before, in peer mode; 0 in host mode, whose VM rings the
+ * parent's own eventfds); IPC_DROP says the peer left.
+ */
+#define IPC_HOLD	1
+#define IPC_VECS	2
+#define IPC_DROP	3
+#define IPC_FDS_MAX	250	/* below the kernel's SCM_MAX_FD, 253 */
+
+struct ipc_up {
+	uint32_t	 type;
+	uint32_t	 id;
+	uint32_t	 first;
+	uint32_t	 count;
+};
+
+/*
+ * A VM's or peer's connection the parent holds, with its eventfds in
+ * peer mode, so that a new serving process adopts it.
+ */
+struct held {
+	TAILQ_ENTRY(held)	 entry;
+	unsigned int		 id;
+	int			 fd;	/* -1 until IPC_HOLD */
+	pid_t			 pid;	/* SO_PEERCRED, as the parent reads it */
+	int			*vec;
+	unsigned int		 nvec;
+	unsigned int		 got;	/* eventfds received so far */
+};
+TAILQ_HEAD(heldq, held);
 
 enum respawn {
 	RESPAWN_NO,
@@ -224,10 +259,18 @@ void	proto_fini(void);
 int64_t	proto_pollset(struct pollset *);
 void	proto_dispatch(enum pollkind, void *, short);
 void	proto_reap(void);
+void	proto_adopt(int, unsigned int, int *, unsigned int);
 
 /* server.c */
-__dead void server_main(struct server *, const struct passwd *, int);
+__dead void server_main(struct server *, const struct passwd *, int,
+	    struct heldq *);
 void	pollset_add(struct pollset *, int, short, enum pollkind, void *);
+void	server_hold(int, unsigned int, const int *, unsigned int);
+void	server_drop(unsigned int);
+
+/* parent.c */
+int	parent_main(struct server *, const struct passwd *, struct qemu *,
+	    int, int);
 
 /* util.c */
 #define SIGNAL_STOP	0x1	/* SIGTERM or SIGINT */

@@ -80,6 +80,7 @@ struct peer {
 	int			 closing; /* close once outq drains */
 	int			 stalled; /* ETOOMANYREFS: retry on a tick */
 	int			 dead;
+	int			 held;	/* the parent holds its connection */
 	pid_t			 pid;
 	struct logquota		 quota;
 };
@@ -386,6 +387,8 @@ peer_send(struct peer *p, int64_t val, int fd)
 	p->qlen++;
 }
 
+static void	peer_admitted(struct peer *);
+
 static void
 peer_flush(struct peer *p)
 {
@@ -411,6 +414,7 @@ peer_flush(struct peer *p)
 	}
 	if (p->closing)
 		p->dead = 1;
+	peer_admitted(p);
 }
 
 static void
@@ -452,6 +456,8 @@ peer_leave(struct peer *p)
 			idmap[p->id / 8] &= ~(1U << (p->id % 8));
 		qlog(&p->quota, LOG_INFO, "peer %u (pid %ld) left", p->id,
 		    (long)p->pid);
+		if (p->held)
+			server_drop(p->id);
 		TAILQ_FOREACH(q, &peers, entry)
 			peer_send(q, p->id, -1);
 		conn_vm_event(IVSHM_EVENT_DETACH, p);
@@ -489,6 +495,22 @@ peer_join(struct peer *p)
 		for (v = 0; v < p->nvec; v++)
 			peer_send(q, p->id, p->vec[v]);
 	}
+	peer_admitted(p);
+}
+
+/*
+ * Its handshake is out whole: from now on the parent holds the
+ * connection too, so that it outlives this process.  Not before: a
+ * QEMU that loses its server in mid-handshake cannot be helped.
+ */
+static void
+peer_admitted(struct peer *p)
+{
+	if (p->held || !p->joined || p->closing || p->dead || p->fd == -1 ||
+	    !STAILQ_EMPTY(&p->outq))
+		return;
+	p->held = 1;
+	server_hold(p->fd, p->id, p->own, p->own != NULL ? p->nvec : 0);
 }
 
 /*
@@ -1184,6 +1206,46 @@ proto_reap(void)
 			break;
 		peer_leave(p);
 	}
+}
+
+/*
+ * A VM or peer a previous serving process admitted, whose connection
+ * (and eventfds, in peer mode, which become ours) the parent held:
+ * admitted again with nothing sent, so that it sees no change, and not
+ * counted as an arrival.  Its end, later, is a leave like any other.
+ */
+void
+proto_adopt(int fd, unsigned int id, int *vec, unsigned int nvec)
+{
+	struct peer	*p;
+	uid_t		 uid;
+	gid_t		 gid;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		fatal("peer %u: adopt", id);
+	p->fd = fd;
+	p->id = id;
+	quota_init(&p->quota);
+	STAILQ_INIT(&p->outq);
+	peer_cred(fd, &p->pid, &uid, &gid);
+	if (srv->peermode) {
+		p->own = vec;
+		p->vec = vec;
+		p->nvec = nvec;
+		idmap[id / 8] |= 1U << (id % 8);
+		if (id >= nextid)
+			nextid = (id + 1) & IVSHM_PEER_MAX;
+	} else {
+		free(vec);
+		p->vec = h2g;
+		p->nvec = srv->layout->nregions;
+	}
+	p->joined = 1;
+	p->held = 1;
+	nvms++;
+	TAILQ_INSERT_TAIL(&peers, p, entry);
+	log_info("%s %u (pid %ld) adopted from the previous serving process",
+	    srv->peermode ? "peer" : "VM as peer", id, (long)p->pid);
 }
 
 /*

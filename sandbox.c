@@ -160,7 +160,11 @@ static const struct sock_filter filter[] = {
 	SC_ALLOW(__NR_write),
 	SC_ALLOW(__NR_writev),
 	SC_ALLOW(__NR_sendto),
-	/* Protocol messages with their descriptors. */
+	/*
+	 * Protocol messages with their descriptors, and to the parent
+	 * the connections (and eventfds) of the VMs and peers admitted,
+	 * for it to hold across a restart of this process.
+	 */
 	SC_ALLOW(__NR_sendmsg),
 	/*
 	 * SIOCOUTQ: whether a client has read the fds sent to it.  And

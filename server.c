@@ -4,10 +4,15 @@
  * from anyone, then serves both sockets in one poll(2) loop until it is
  * told to stop or its parent goes away.  It never execs and never
  * unlinks anything: the parent cleans up.
+ *
+ * It may be one of a line: the parent starts a new one when one dies,
+ * and hands it the connections of the VMs and peers the others had
+ * admitted, which it held for them, so that they see no change.
  */
 
 #include <sys/types.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,16 +21,25 @@
 #include <pwd.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "ivserver.h"
 #include "log.h"
 
+#define IPC_SEND_WAIT	1000	/* ms to wait for the parent */
+
 static int	server_loop(struct server *);
 static int	server_parent(struct server *);
+static void	server_adopt(struct heldq *);
+static int	ipc_send(uint32_t, unsigned int, unsigned int, unsigned int,
+		    const int *);
+
+static int	ipcfd = -1;
 
 __dead void
-server_main(struct server *srv, const struct passwd *pw, int ipc)
+server_main(struct server *srv, const struct passwd *pw, int ipc,
+    struct heldq *held)
 {
 	struct rlimit	 rl;
 	int		 rv;
@@ -33,7 +47,7 @@ server_main(struct server *srv, const struct passwd *pw, int ipc)
 	log_procinit("server");
 	setproctitle("server");
 	srv->qemu.made = srv->client.made = 0;	/* the parent's to remove */
-	srv->ipcfd = ipc;
+	srv->ipcfd = ipcfd = ipc;
 	if (fcntl(ipc, F_SETFL, O_NONBLOCK) == -1)
 		fatal("fcntl");
 	srv->sigfd = signals_init();
@@ -48,6 +62,7 @@ server_main(struct server *srv, const struct passwd *pw, int ipc)
 	log_sandboxed();
 
 	proto_init(srv);
+	server_adopt(held);
 	rv = server_loop(srv);
 	proto_fini();
 	_exit(rv == 0 ? 0 : 1);
@@ -145,4 +160,117 @@ server_parent(struct server *srv)
 	srv->qemu_pid = pid;
 	log_debug("QEMU pid %ld is the one to admit", (long)pid);
 	return 0;
+}
+
+/*
+ * What the parent held for the VMs and peers admitted before: each is
+ * admitted again, nothing sent.  The memory is this process's copy of
+ * the parent's table, and the fds its own since the fork.
+ */
+static void
+server_adopt(struct heldq *held)
+{
+	struct held	*h;
+	unsigned int	 v;
+
+	while ((h = TAILQ_FIRST(held)) != NULL) {
+		TAILQ_REMOVE(held, h, entry);
+		if (h->fd != -1 && h->got == h->nvec) {
+			proto_adopt(h->fd, h->id, h->vec, h->nvec);
+			h->vec = NULL;
+		} else {
+			if (h->fd != -1)
+				close(h->fd);
+			for (v = 0; v < h->got; v++)
+				close(h->vec[v]);
+		}
+		free(h->vec);
+		free(h);
+	}
+}
+
+/*
+ * One record to the parent, with its fds.  The parent reads at once;
+ * should it not, the wait is bounded and the record given up.
+ */
+static int
+ipc_send(uint32_t type, unsigned int id, unsigned int first,
+    unsigned int count, const int *fds)
+{
+	struct ipc_up	 r;
+	struct msghdr	 mh;
+	struct iovec	 iov;
+	struct pollfd	 pfd;
+	union {
+		struct cmsghdr	hdr;
+		unsigned char	buf[CMSG_SPACE(IPC_FDS_MAX * sizeof(int))];
+	}		 cm;
+	struct cmsghdr	*c;
+	unsigned int	 nfds = type == IPC_DROP ? 0 :
+			    type == IPC_HOLD ? 1 : count;
+	int64_t		 deadline = now_ms() + IPC_SEND_WAIT;
+	ssize_t		 n;
+
+	r.type = type;
+	r.id = id;
+	r.first = first;
+	r.count = count;
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = &r;
+	iov.iov_len = sizeof(r);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (nfds > 0) {
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	}
+	for (;;) {
+		n = sendmsg(ipcfd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == (ssize_t)sizeof(r))
+			return 0;
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n != -1 || errno != EAGAIN || now_ms() >= deadline)
+			break;
+		pfd.fd = ipcfd;
+		pfd.events = POLLOUT;
+		(void)poll(&pfd, 1, (int)(deadline - now_ms()));
+	}
+	log_warn("peer %u: record to the parent", id);
+	return -1;
+}
+
+/*
+ * A VM or peer has its whole handshake: the parent holds its connection
+ * (and, in peer mode, its eventfds) from now on, so that it outlives
+ * this process.
+ */
+void
+server_hold(int fd, unsigned int id, const int *vec, unsigned int nvec)
+{
+	unsigned int	 first, n;
+
+	for (first = 0; first < nvec; first += n) {
+		n = nvec - first < IPC_FDS_MAX ? nvec - first : IPC_FDS_MAX;
+		if (ipc_send(IPC_VECS, id, first, n, vec + first) == -1)
+			goto fail;
+	}
+	if (ipc_send(IPC_HOLD, id, 0, nvec, &fd) == 0)
+		return;
+ fail:
+	log_warnx("peer %u: not held by the parent: a restart of the serving "
+	    "process would close its connection", id);
+}
+
+/* It left: the parent lets its copies go. */
+void
+server_drop(unsigned int id)
+{
+	(void)ipc_send(IPC_DROP, id, 0, 0, NULL);
 }

@@ -300,6 +300,20 @@ else
 	run "8. libivshm handshake" false
 fi
 
+# --- 9. the serving process killed ------------------------------------------
+
+say "9. the serving process killed 100 times: to the next client served"
+S=$T/restart
+if pinned_server "$S"; then
+	run "9. restart" ./restarttest -b -n 100 -p "$SERVERPID" -s "$S/c" ril
+	stop_server
+	printf 'note\t9: %s\n' "SIGKILL to the serving process at a random \
+moment while a client asks in a loop; then a new client connects and asks \
+until it is answered: the time from the kill to the answer" >> "$ROWS"
+else
+	run "9. restart" false
+fi
+
 # --- the table ------------------------------------------------------------
 
 END=$(date +%s)

@@ -2,7 +2,8 @@
 #
 # launcher.sh: the QEMU launcher (-Q): the QEMU file and the command
 # line it makes, a launched QEMU that attaches, a stranger on the QEMU
-# socket, a killed QEMU respawned, and QEMU stopped with the server.
+# socket, a killed QEMU respawned, QEMU stopped with the server, and a
+# killed serving process replaced with the launched QEMU kept attached.
 
 REGRESS=$(cd "$(dirname "$0")" && pwd -P) && . "$REGRESS/lib.sh"
 
@@ -74,10 +75,31 @@ check "and the sockets are gone" test ! -e "$S/q" -a ! -e "$S/c"
 start_server "$S" -Q "$T/qemu.json"
 wait_for attached 3
 Q3=$(qemu_child "$SERVERPID")
-kill -9 "$SERVERCHILD"
-await_server
-check "the serving process killed: ivserver exits 1" test $? -eq 1
-check "and stops QEMU" gone "$Q3"
+C1=$SERVERCHILD
+# adopted: the log says a new serving process adopted the VM.
+adopted() { grep -q "VM as peer 1 (pid $Q3) adopted" "$S/server.log"; }
+new_child() {
+	_nc=$(server_child "$SERVERPID") && [ "$_nc" != "$C1" ] &&
+	    alive "$_nc"
+}
+kill -9 "$C1"
+wait_for new_child
+check "the serving process killed: ivserver starts another" adopted
+check "and logs how the last one ended" grep -q \
+    "server process killed by signal 9; starting another" "$S/server.log"
+check "the launched QEMU runs on (pid $Q3)" alive "$Q3"
+check "and is not started again" test "$(qemu_child "$SERVERPID")" = "$Q3"
+check "the new serving process serves clients" serves "$S"
+RAWQ=$(./rawclient -t 30000 "$S/q")
+check "a pretend QEMU is still refused ($RAWQ)" \
+    test "$RAWQ" = "bytes 16 fds 0 eof"
+kill -9 "$Q3"
+wait_for attached 4
+Q4=$(qemu_child "$SERVERPID")
+check "QEMU killed after the restart: respawned (pid $Q4), attached" \
+    grep -q "VM (pid $Q4, uid 0) attached as peer 1" "$S/server.log"
+check "SIGTERM: ivserver exits 0" stop_server
+check "and stops QEMU" gone "$Q4"
 check "and removes its sockets" test ! -e "$S/q" -a ! -e "$S/c"
 
 finish
