@@ -58,7 +58,7 @@ static int	 sockets(pid_t, unsigned long *, int);
 static int	 same_sockets(pid_t);
 static int	 client_once(int, int);
 static int	 client_served(long long *);
-static void	 in_flight(int);
+static void	 in_flight(struct ivshm_conn *);
 static int	 ring_g2h(int);
 static int	 ring_h2g(int);
 static void	 activity(long long);
@@ -196,12 +196,13 @@ static int
 client_once(int r, int timeout)
 {
 	struct ivclient_region	 got;
-	int			 s, rv;
+	struct ivshm_conn	*c;
+	int			 rv;
 
-	if ((s = ivclient_connect(clientsock, timeout)) == -1)
+	if ((c = ivclient_connect(clientsock, timeout)) == NULL)
 		return (0);
-	rv = ivclient_request(s, regions[r].name, &got, timeout);
-	close(s);
+	rv = ivclient_request(c, regions[r].name, &got, timeout);
+	ivshm_close(c);
 	if (rv != 1)
 		return (0);
 	rv = got.begin == regions[r].begin && got.end == regions[r].end;
@@ -241,8 +242,9 @@ client_served(long long *at)
  * died, or cut, and then asked again.
  */
 static void
-in_flight(int s)
+in_flight(struct ivshm_conn *c)
 {
+	int		 s = ivshm_fd(c);
 	uint64_t	 rep[2];
 	long long	 at;
 	ssize_t		 n;
@@ -252,7 +254,7 @@ in_flight(int s)
 	n = readable(s, IO_TIMEOUT) ? recv_fds(s, rep, sizeof(rep), fds,
 	    &nfds) : -1;
 	close_fds(fds, nfds < RECV_MAXFDS ? nfds : RECV_MAXFDS);
-	close(s);
+	ivshm_close(c);
 	if (n == (ssize_t)sizeof(rep) && nfds == 3 &&
 	    le64toh(rep[0]) == regions[0].begin) {
 		served++;
@@ -330,18 +332,18 @@ kill_one(int i, long long *us)
 	uint16_t	 len16;
 	long long	 t0, at;
 	size_t		 len;
-	int		 s = -1;
+	struct ivshm_conn *c = NULL;
 	uint64_t	 pos;
 
 	activity(now_ms() + KILL_AFTER + random() % KILL_SPREAD);
 	/* Half the time, a request the server may be in the middle of. */
 	if (random() % 2 &&
-	    (s = ivclient_connect(clientsock, IO_TIMEOUT)) != -1) {
+	    (c = ivclient_connect(clientsock, IO_TIMEOUT)) != NULL) {
 		len = strlen(regions[0].name);
 		len16 = htole16(len);
 		memcpy(req, &len16, 2);
 		memcpy(req + 2, regions[0].name, len);
-		if (write(s, req, 2 + len) != (ssize_t)(2 + len))
+		if (write(ivshm_fd(c), req, 2 + len) != (ssize_t)(2 + len))
 			warn("a request in flight");
 	}
 	if (kill(child, SIGKILL) == -1) {
@@ -352,8 +354,8 @@ kill_one(int i, long long *us)
 	if (client_served(&at) == -1)
 		return (-1);
 	*us = at - t0;
-	if (s != -1)
-		in_flight(s);
+	if (c != NULL)
+		in_flight(c);
 	if ((child = serving(child)) == -1) {
 		warnx("kill %d: no new serving process", i);
 		return (-1);
@@ -381,22 +383,23 @@ cmpll(const void *a, const void *b)
 static int
 client_setup(int argc, char *argv[])
 {
-	int	 i, s;
+	struct ivshm_conn	*c;
+	int			 i;
 
 	if ((regions = calloc(argc, sizeof(*regions))) == NULL)
 		err(1, NULL);
-	if ((s = ivclient_connect(clientsock, IO_TIMEOUT)) == -1)
+	if ((c = ivclient_connect(clientsock, IO_TIMEOUT)) == NULL)
 		return (-1);
 	for (i = 0; i < argc; i++) {
-		if (ivclient_request(s, argv[i], &regions[i], IO_TIMEOUT) !=
+		if (ivclient_request(c, argv[i], &regions[i], IO_TIMEOUT) !=
 		    1 || ivclient_check(&regions[i]) == -1) {
 			warnx("region %s", argv[i]);
-			close(s);
+			ivshm_close(c);
 			return (-1);
 		}
 		nregions = i + 1;
 	}
-	close(s);
+	ivshm_close(c);
 	conf.vectors = regions[0].nregions;
 	conf.winsize = regions[0].size;
 	return (0);
