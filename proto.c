@@ -1244,6 +1244,13 @@ proto_adopt(int fd, unsigned int id, int *vec, unsigned int nvec)
 	p->held = 1;
 	nvms++;
 	TAILQ_INSERT_TAIL(&peers, p, entry);
+	/* What status and a new watcher report: attached, no new generation. */
+	vmstate.type = IVSHM_EVENT_ATTACH;
+	vmstate.flags = 0;
+	vmstate.peer = id;
+	vmstate.pid = p->pid > 0 ? (uint64_t)p->pid : 0;
+	vmstate.time = conn_realtime();
+	vmstate.generation = layout_generation(srv->layout, 0);
 	log_info("%s %u (pid %ld) adopted from the previous serving process",
 	    srv->peermode ? "peer" : "VM as peer", id, (long)p->pid);
 }

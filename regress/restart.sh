@@ -95,6 +95,25 @@ await_pid "$D"
 check "peer mode: SIGTERM, ivserver exits 0" stop_server
 stop_qemu
 
+# What a client asks of the new serving process: the VM is still there,
+# and the generation did not move, since the guest saw nothing.
+S=$T/status
+start_server "$S"
+start_qemu "$S/q" 10
+logged "attached as peer 1" "$S/server.log"
+C0=$SERVERCHILD
+kill -9 "$C0"
+logged "VM as peer 1 (pid $QEMUPID) adopted" "$S/server.log"
+check "status from the new serving process: the VM attached" sh -c \
+    "../ivctl -s '$S/c' status | grep -qx 'vm attached'"
+check "and its pid and the same generation, 1" sh -c \
+    "../ivctl -s '$S/c' status >'$S/st' && grep -qx 'vm_pid $QEMUPID' \
+    '$S/st' && grep -qx 'generation 1' '$S/st'"
+stop_qemu
+check "then the VM's end is a detach: generation 2" wait_for sh -c \
+    "../ivctl -s '$S/c' status | grep -qx 'generation 2'"
+check "SIGTERM: ivserver exits 0" stop_server
+
 # A VM that goes while no serving process runs: the next one adopts its
 # connection, sees its end as a leave, and the next VM attaches.
 S=$T/gone
