@@ -10,6 +10,11 @@ BINDIR?=	${PREFIX}/sbin
 MANDIR?=	${PREFIX}/share/man
 INCDIR?=	${PREFIX}/include
 EXDIR?=		${PREFIX}/share/examples/ivserver
+# Where systemd keeps units, when this is a system with systemd.
+SYSTEMDUNITDIR!= pkg-config --variable=systemdsystemunitdir systemd \
+		    2>/dev/null || { [ "`uname -s`" = Linux ] && \
+		    echo /lib/systemd/system; } || true
+UNITS=		ivserver@.service ivserver-peer@.service
 
 CC?=		cc
 CFLAGS?=	-O2 -g
@@ -68,6 +73,13 @@ install: all
 	install -m 644 ivshm.5 ${DESTDIR}${MANDIR}/man5/ivshm.5
 	install -m 644 ivshm.h ${DESTDIR}${INCDIR}/ivshm.h
 	install -m 644 conf/*.json ${DESTDIR}${EXDIR}/
+	@[ -z "${SYSTEMDUNITDIR}" ] || for u in ${UNITS}; do \
+		mkdir -p ${DESTDIR}${SYSTEMDUNITDIR} && \
+		echo "install conf/$$u.in -> ${DESTDIR}${SYSTEMDUNITDIR}/$$u" && \
+		sed -e 's|@BINDIR@|${BINDIR}|g' conf/$$u.in \
+		    >${DESTDIR}${SYSTEMDUNITDIR}/$$u && \
+		chmod 644 ${DESTDIR}${SYSTEMDUNITDIR}/$$u || exit 1; \
+	done
 
 uninstall:
 	rm -f ${DESTDIR}${BINDIR}/${PROG} ${DESTDIR}${BINDIR}/ivshmem-server \
@@ -77,6 +89,8 @@ uninstall:
 	    ${DESTDIR}${MANDIR}/man5/ivshm.5 \
 	    ${DESTDIR}${INCDIR}/ivshm.h
 	rm -rf ${DESTDIR}${EXDIR}
+	@[ -z "${SYSTEMDUNITDIR}" ] || for u in ${UNITS}; do \
+		rm -f ${DESTDIR}${SYSTEMDUNITDIR}/$$u; done
 
 lint:
 	mandoc -Tlint -Wwarning ivserver.8 ivserver.conf.5 ivshm.5
