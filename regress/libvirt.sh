@@ -266,6 +266,7 @@ check "host mode: the domain with ivserver -n's <shmem> is defined" \
 check "host mode: the domain starts and attaches" start_timed vm1 1 ||
     { show libvirtd "$T/libvirtd.log"; show qemu \
     /var/log/libvirt/qemu/vm1.log; }
+FIRST_MS=$(cat "$T/vm1.ms" 2>/dev/null)
 Q1=$(qemu_pid vm1)
 check "host mode: QEMU runs as $QUSER (uid $QUID)" sh -c \
     "awk '/^Uid:/ { exit \$2 != $QUID }' /proc/$Q1/status"
@@ -308,7 +309,65 @@ virsh destroy vm1 >/dev/null 2>&1
 stop_server
 check "host mode: ivserver exits 0" test $? -eq 0
 
-echo "# figure: domain start to attach $(cat "$T/vm1.ms" 2>/dev/null) ms \
-(after destroy, in the same libvirtd)"
+AGAIN_MS=$(cat "$T/vm1.ms" 2>/dev/null)
+
+# --- peer mode: two domains ring each other --------------------------------
+
+LOG=$T/peer.log
+PSOCK=/run/ivserver/peer.sock
+"$IVSERVER" -n -P 2 -q "$PSOCK" -g "$QGROUP" >"$T/peer.n"
+check "peer mode: ivserver -d -P 2 -g $QGROUP -a $QUSER listens" \
+    start_server_cmd "$LOG" "$PSOCK" "$IVSERVER" -d -P 2 -l 4M \
+    -q "$PSOCK" -g "$QGROUP" -a "$QUSER"
+# QEMU, as libvirt-qemu, makes its qtest socket here.
+mkdir -p /run/ivtest && chown "$QUSER" /run/ivtest && chmod 700 /run/ivtest
+
+# ivposition domain: the ID the device shows the guest.
+ivposition() {
+	./qtline "/run/ivtest/$1.qt" "readl $(printf 0x%x $((BAR0 + 8)))" |
+	    awk '$1 == "OK" { print $2 + 0 }'
+}
+# ring from to vector: a doorbell written by domain from's guest.
+ring() {
+	./qtline "/run/ivtest/$1.qt" "writel $(printf 0x%x $((BAR0 + 12))) \
+$(printf 0x%x $(($2 << 16 | $3)))" >/dev/null
+}
+peer_id() {
+	sed -n "s/.*peer (pid $1, uid $QUID) attached as peer \([0-9]*\).*/\1/p" \
+	    "$LOG" | tail -n 1
+}
+
+for d in pa pb; do
+	check "peer mode: domain $d, with a qtest socket, is defined" \
+	    domain "$d" "$T/peer.n" "/run/ivtest/$d.qt"
+	check "peer mode: domain $d starts and attaches" start_timed "$d" 1 ||
+	    show qemu "/var/log/libvirt/qemu/$d.log"
+	check "peer mode: domain $d is set up through the monitor" \
+	    pci_setup "$d"
+	check "peer mode: domain $d answers qtest" \
+	    wait_for test -S "/run/ivtest/$d.qt"
+done
+A=$(peer_id "$(qemu_pid pa)")
+B=$(peer_id "$(qemu_pid pb)")
+check "peer mode: the domains are peers $A and $B, as their IVPosition \
+says" test -n "$A" -a -n "$B" -a "$(ivposition pa)" = "$A" -a \
+    "$(ivposition pb)" = "$B"
+check "peer mode: nothing pending in either" sh -c \
+    "[ \"\$(echo \$(($(pba pa) | $(pba pb))))\" -eq 0 ]"
+check "peer mode: pa rings pb's vector 1" ring pa "$B" 1
+check "peer mode: pb's QEMU shows vector 1 pending" wait_for pending pb 1
+check "peer mode: pb rings pa's vector 0" ring pb "$A" 0
+check "peer mode: pa's QEMU shows vector 0 pending" wait_for pending pa 0
+check "peer mode: and only that" test "$(($(pba pa)))" -eq 1
+for d in pa pb; do
+	virsh destroy "$d" >/dev/null 2>&1
+done
+check "peer mode: both leave when destroyed" wait_for sh -c \
+    "[ \$(grep -c 'peer [0-9]* (pid [0-9]*) left' '$LOG') -ge 2 ]"
+stop_server
+check "peer mode: ivserver exits 0" test $? -eq 0
+
+echo "# figures: virsh start to attach, first $FIRST_MS ms, after destroy \
+$AGAIN_MS ms (TCG, paused domain, $(nproc) CPUs)"
 
 finish
