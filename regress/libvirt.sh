@@ -305,9 +305,35 @@ check "host mode: the client rang twice on one connection" \
     logged '^rang 2$' "$T/ring.out"
 exec 3>&-
 await_pid "$RINGPID"
+
+# What ivserver(8) says of save and of refusals, as libvirt shows them.
+virsh save vm1 "$T/vm1.save" >"$T/save.out" 2>&1
+check "host mode: QEMU refuses virsh save of a doorbell device" grep -q \
+    "Migration is disabled when using feature 'peer mode'" "$T/save.out" ||
+    show "virsh save" "$T/save.out"
+check "host mode: a second domain on the same server" domain vm2 "$T/host.n"
+virsh start --paused vm2 >"$T/vm2.out" 2>&1
+check "host mode: virsh start of it fails: server sent invalid ID message" \
+    grep -q "server sent invalid ID message" "$T/vm2.out" ||
+    show "virsh start" "$T/vm2.out"
+check "host mode: ivserver logs why, naming -P" logged \
+    "refused: a VM is already attached (host mode serves one; -P" "$LOG"
 virsh destroy vm1 >/dev/null 2>&1
 stop_server
 check "host mode: ivserver exits 0" test $? -eq 0
+
+# Without -a for libvirt's QEMU: refused, and the log names the -a.
+check "host mode: ivserver -a root alone" start_server_cmd "$T/refuse.log" \
+    /run/ivserver/client.sock "$IVSERVER" -d -g "$QGROUP" -a root
+virsh start --paused vm1 >"$T/vm1.out" 2>&1
+check "host mode: virsh start fails: server sent invalid ID message" \
+    grep -q "server sent invalid ID message" "$T/vm1.out" ||
+    show "virsh start" "$T/vm1.out"
+check "host mode: ivserver logs uid $QUID refused, naming -a $QUID" logged \
+    "refused: uid $QUID gid [0-9]* not in the allow list (-a $QUID or" \
+    "$T/refuse.log"
+virsh destroy vm1 >/dev/null 2>&1
+stop_server
 
 AGAIN_MS=$(cat "$T/vm1.ms" 2>/dev/null)
 
