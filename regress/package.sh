@@ -26,7 +26,8 @@ fi
 mkdir "$T/src" || exit 1
 (cd "$TOP" && tar cf - --exclude=./.git --exclude=./regress/guest/cache \
     --exclude=./debian/ivserver --exclude='./regress/fuzz/work-*' \
-    --exclude='./regress/fuzz/crash-*' --exclude='*.o' .) | tar xf - -C "$T/src"
+    --exclude='./regress/fuzz/crash-*' --exclude='*.o' .) |
+    tar xf - -C "$T/src"
 (cd "$T/src" && make clean >/dev/null 2>&1)
 check "dpkg-buildpackage -us -uc -b builds the package" sh -c \
     "cd '$T/src' && dpkg-buildpackage -us -uc -b >'$T/build.log' 2>&1" ||
