@@ -119,6 +119,26 @@ verified() {
 check "systemd-analyze verify: the installed units, nothing said" \
     verified || show verify "$T/verify"
 
+# The peer unit's capability bounding set and NoNewPrivileges, the
+# holds that could break the parent, as setpriv imposes them: a peer
+# attaches, and SIGTERM stops the serving process, another user's.
+CAPS=$(sed -n 's/^CapabilityBoundingSet=//p' \
+    "$UNITDIR/ivserver-peer@.service" | tr 'A-Z ' 'a-z\n' |
+    sed 's/^cap_/+/' | paste -sd, -)
+make peer >/dev/null 2>&1
+mkdir "$T/p" || exit 1
+check "peer unit's capabilities ($CAPS) and no new privileges: \
+ivserver -P 2 listens" start_server_cmd "$T/p/server.log" "$T/p/q" \
+    setpriv --no-new-privs --bounding-set "-all,$CAPS" "$IVSERVER" -d \
+    -P 2 -l 4M -q "$T/p/q" -g ivserver
+check "and serves a peer" sh -c "./peer -s '$T/p/q' -n 2 -l 4194304 |
+    grep -q '^id '"
+stop_server
+check "and exits 0 on SIGTERM (exit $?)" test $? -eq 0
+check "having stopped its serving process, with no SIGKILL" sh -c \
+    "grep -q 'server: received signal 15' '$T/p/server.log' &&
+    ! grep -q 'SIGKILL' '$T/p/server.log'"
+
 # --- purge --------------------------------------------------------------
 
 dpkg -L ivserver | sort >"$T/installed"
