@@ -70,6 +70,7 @@ machine already: install and purge would replace it"
 fi
 # What the purge must leave as it was.
 RUNDIR_BEFORE=$([ -e /run/ivserver ] && echo yes)
+[ -x "$IVSERVER" ] || make -C .. >/dev/null 2>&1
 make ivclient >/dev/null 2>&1
 at_exit "dpkg --purge ivserver >/dev/null 2>&1"
 
