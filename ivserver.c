@@ -623,6 +623,8 @@ device_print(const char *path, unsigned int vectors)
 			fputs("&lt;", stdout);
 		else if (*p == '\'')
 			fputs("&apos;", stdout);
+		else if ((unsigned char)*p < 0x20)
+			printf("&#%d;", *p);
 		else
 			putchar(*p);
 	}
