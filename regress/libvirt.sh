@@ -13,7 +13,9 @@
 #   starts, ivserver logs the attach with libvirt's QEMU uid; a host
 #   client rings the guest and QEMU's monitor shows the vector pending
 #   in the MSI-X PBA; destroyed and started again, it attaches again
-#   and the same client's descriptors ring it again;
+#   and the same client's descriptors ring it again; what ivserver(8)
+#   says of virsh save, of too few vectors and of refusals (a second
+#   domain, a QEMU user not in -a) holds;
 # - peer mode: two domains on one ivserver -P ring each other.
 #
 # The monitor is reached with virsh qemu-monitor-command; PCI set-up
@@ -324,6 +326,20 @@ check "host mode: virsh start of it fails: server sent invalid ID message" \
 check "host mode: ivserver logs why, naming -P" logged \
     "refused: a VM is already attached (host mode serves one; -P" "$LOG"
 virsh destroy vm1 >/dev/null 2>&1
+
+# Fewer vectors than regions: QEMU is not refused, the attach line says
+# how many it was given, and QEMU's log that it dropped the rest.
+sed "s/<msi vectors='[0-9]*'/<msi vectors='4'/" "$T/host.n" >"$T/few.n"
+check "host mode: a domain with <msi vectors='4'> is defined" \
+    domain vm3 "$T/few.n"
+check "host mode: it starts and attaches" start_timed vm3 1
+check "host mode: the attach line says 10 vectors" \
+    grep -q "(pid $(qemu_pid vm3), uid $QUID) attached as peer 1, 10 vectors" \
+    "$LOG"
+check "host mode: QEMU's log says it dropped the rest" wait_for grep -q \
+    "Too many eventfd received, device has 4 vectors" \
+    /var/log/libvirt/qemu/vm3.log
+virsh destroy vm3 >/dev/null 2>&1
 stop_server
 check "host mode: ivserver exits 0" test $? -eq 0
 
