@@ -18,6 +18,11 @@ LIBDIR?=	${PREFIX}/lib
 PKGDIR?=	${LIBDIR}/pkgconfig
 CTLDIR?=	${PREFIX}/bin
 EXDIR?=		${PREFIX}/share/examples/ivserver
+# Where systemd keeps units, when this is a system with systemd.
+SYSTEMDUNITDIR!= pkg-config --variable=systemdsystemunitdir systemd \
+		    2>/dev/null || { [ "`uname -s`" = Linux ] && \
+		    echo /lib/systemd/system; } || true
+UNITS=		ivserver@.service ivserver-peer@.service
 
 CC?=		cc
 AR?=		ar
@@ -106,6 +111,13 @@ install: all
 	install -m 755 ${CTL} ${DESTDIR}${CTLDIR}/${CTL}
 	install -m 644 ivctl.8 ${DESTDIR}${MANDIR}/man8/ivctl.8
 	install -m 644 conf/*.json ${DESTDIR}${EXDIR}/
+	@[ -z "${SYSTEMDUNITDIR}" ] || for u in ${UNITS}; do \
+		mkdir -p ${DESTDIR}${SYSTEMDUNITDIR} && \
+		echo "install conf/$$u.in -> ${DESTDIR}${SYSTEMDUNITDIR}/$$u" && \
+		sed -e 's|@BINDIR@|${BINDIR}|g' conf/$$u.in \
+		    >${DESTDIR}${SYSTEMDUNITDIR}/$$u && \
+		chmod 644 ${DESTDIR}${SYSTEMDUNITDIR}/$$u || exit 1; \
+	done
 
 uninstall:
 	rm -f ${DESTDIR}${BINDIR}/${PROG} ${DESTDIR}${BINDIR}/ivshmem-server \
@@ -118,6 +130,8 @@ uninstall:
 	    ${DESTDIR}${MANDIR}/man3/libivshm.3 \
 	    ${DESTDIR}${CTLDIR}/${CTL} ${DESTDIR}${MANDIR}/man8/ivctl.8
 	rm -rf ${DESTDIR}${EXDIR}
+	@[ -z "${SYSTEMDUNITDIR}" ] || for u in ${UNITS}; do \
+		rm -f ${DESTDIR}${SYSTEMDUNITDIR}/$$u; done
 
 lint:
 	mandoc -Tlint -Wwarning ivserver.8 ivserver.conf.5 ivshm.5 ivctl.8 \

@@ -56,38 +56,67 @@ usage(void)
 }
 
 /*
- * The directory for the default socket paths: /run/ivserver for root,
- * else one private to the user.  It must not be writable by others.
+ * Make or check the runtime directory: owned by uid, writable only by
+ * it, and for a user given -g, of that group and open to it for
+ * search, so that the group reaches the sockets inside.
  */
-static const char *
-rundir(int nflag)
+static void
+rundir_make(const char *dir, uid_t uid, gid_t gid)
 {
-	static char	 dir[PATH_MAX];
 	struct stat	 st;
-	uid_t		 uid = geteuid();
+	int		 fd;
 
-	if (dir[0] != '\0')
-		return dir;
-	/* The rule libivshm's clients follow too. */
-	if (ivshm_rundir(dir, sizeof(dir)) == -1)
-		fatalx("runtime directory path too long");
-	if (nflag)
-		return dir;
 	if (mkdir(dir, uid == 0 ? 0755 : 0700) == -1 && errno != EEXIST)
 		fatal("%s", dir);
-	if (lstat(dir, &st) == -1)
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		fatal("%s", dir);
+	if (fstat(fd, &st) == -1)
 		fatal("%s", dir);
 	if (!S_ISDIR(st.st_mode) || st.st_uid != uid ||
 	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
 		fatalx("%s: not a directory owned by uid %lu and writable "
 		    "only by it", dir, (unsigned long)uid);
+	if (uid != 0 && gid != (gid_t)-1 && (st.st_gid != gid ||
+	    (st.st_mode & 07777) != 0750) && (fchown(fd, (uid_t)-1,
+	    gid) == -1 || fchmod(fd, 0750) == -1))
+		fatal("%s: giving group %lu search permission", dir,
+		    (unsigned long)gid);
+	close(fd);
+}
+
+/*
+ * The directory for the default socket paths: /run/ivserver for root,
+ * else one private to the user.  It must not be writable by others.
+ * With -g, a user's directory is one the group can traverse, so not
+ * under XDG_RUNTIME_DIR, which only its owner can enter.
+ */
+static const char *
+rundir(int nflag, gid_t gid)
+{
+	static char	 dir[PATH_MAX];
+	uid_t		 uid = geteuid();
+	int		 n = 0;
+
+	if (dir[0] != '\0')
+		return dir;
+	/* The rule libivshm's clients follow too, but for a group. */
+	if (uid != 0 && gid != (gid_t)-1)
+		n = snprintf(dir, sizeof(dir), "/tmp/ivserver-%lu",
+		    (unsigned long)uid);
+	else if (ivshm_rundir(dir, sizeof(dir)) == -1)
+		n = -1;
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		fatalx("runtime directory path too long");
+	if (!nflag)
+		rundir_make(dir, uid, gid);
 	return dir;
 }
 
 /* Paths are kept absolute: the daemon changes to /. */
 static const char *
-sockpath(const char *path, const char *name, int nflag, char *buf,
-    size_t len)
+sockpath(const char *path, const char *name, int nflag, gid_t gid,
+    char *buf, size_t len)
 {
 	char	 cwd[PATH_MAX];
 	int	 n;
@@ -95,7 +124,7 @@ sockpath(const char *path, const char *name, int nflag, char *buf,
 	if (path != NULL && path[0] == '/')
 		return path;
 	if (path == NULL)
-		n = snprintf(buf, len, "%s/%s", rundir(nflag), name);
+		n = snprintf(buf, len, "%s/%s", rundir(nflag, gid), name);
 	else {
 		if (getcwd(cwd, sizeof(cwd)) == NULL)
 			fatal("getcwd");
@@ -355,9 +384,10 @@ options(int argc, char *argv[], struct opts *o, struct server *srv,
 static __dead void
 compat_usage(int rv)
 {
-	fprintf(rv ? stderr : stdout, "usage: %s [-hvF] [-p pidfile] "
-	    "[-S socket] [-M shmname | -m hugetlbdir]\n"
-	    "\t[-l size] [-n vectors]\n", getprogname());
+	fprintf(rv ? stderr : stdout, "usage: %s [-hvF] [-g group] "
+	    "[-p pidfile] [-S socket]\n"
+	    "\t[-M shmname | -m hugetlbdir] [-l size] [-n vectors]\n",
+	    getprogname());
 	exit(rv);
 }
 
@@ -378,7 +408,8 @@ compat_options(int argc, char *argv[], struct opts *o, struct server *srv,
 	o->qpath = "/tmp/ivshmem_socket";
 	o->pidfile = "/var/run/ivshmem-server.pid";
 	o->rawsize = 4 << 20;
-	while ((ch = getopt(argc, argv, "hvFp:S:M:m:l:n:")) != -1) {
+	/* -g is ivserver's own: QEMU's server has no such flag. */
+	while ((ch = getopt(argc, argv, "hvFg:p:S:M:m:l:n:")) != -1) {
 		switch (ch) {
 		case 'h':
 			compat_usage(0);
@@ -387,6 +418,9 @@ compat_options(int argc, char *argv[], struct opts *o, struct server *srv,
 			break;
 		case 'F':
 			o->dflag = 1;
+			break;
+		case 'g':
+			o->gid = group_id(optarg, ch);
 			break;
 		case 'p':
 			o->pidfile = optarg;
@@ -490,6 +524,47 @@ pid_remove(const char *path, int fd, const struct stat *sb)
 	close(fd);
 }
 
+/*
+ * For -n: what attaches a VM to this server, as the <shmem> element of
+ * a libvirt domain and as QEMU options, with the vectors the server
+ * hands each VM.  In the XML the path is escaped; in QEMU's option
+ * list a comma is doubled, and the whole is quoted for a shell.
+ */
+static void
+device_print(const char *path, unsigned int vectors)
+{
+	const char	*p;
+
+	printf("\nlibvirt domain, in <devices>:\n"
+	    "  <shmem name='ivserver'>\n"
+	    "    <model type='ivshmem-doorbell'/>\n"
+	    "    <server path='");
+	for (p = path; *p != '\0'; p++) {
+		if (*p == '&')
+			fputs("&amp;", stdout);
+		else if (*p == '<')
+			fputs("&lt;", stdout);
+		else if (*p == '\'')
+			fputs("&apos;", stdout);
+		else if ((unsigned char)*p < 0x20)
+			printf("&#%d;", *p);
+		else
+			putchar(*p);
+	}
+	printf("'/>\n    <msi vectors='%u'/>\n  </shmem>\n", vectors);
+	printf("QEMU:\n  -chardev 'socket,path=");
+	for (p = path; *p != '\0'; p++) {
+		if (*p == ',')
+			fputs(",,", stdout);
+		else if (*p == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*p);
+	}
+	printf(",id=ivserver' -device ivshmem-doorbell,chardev=ivserver,"
+	    "vectors=%u\n", vectors);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -537,13 +612,14 @@ main(int argc, char *argv[])
 	if (rv == -1)
 		fatalx("%s: invalid layout", layout.file);
 	srv.layout = &layout;
-	srv.qemu.path = sockpath(o.qpath, "qemu.sock", o.nflag, qbuf,
+	srv.qemu.path = sockpath(o.qpath, "qemu.sock", o.nflag, o.gid, qbuf,
 	    sizeof(qbuf));
 	if (o.pidfile != NULL)
-		o.pidfile = sockpath(o.pidfile, NULL, 1, pbuf, sizeof(pbuf));
+		o.pidfile = sockpath(o.pidfile, NULL, 1, o.gid, pbuf,
+		    sizeof(pbuf));
 	if (!srv.peermode)
 		srv.client.path = sockpath(o.cpath, "client.sock", o.nflag,
-		    cbuf, sizeof(cbuf));
+		    o.gid, cbuf, sizeof(cbuf));
 	if (o.qconf != NULL && qemu_load(&qemu, o.qconf, srv.qemu.path,
 	    layout.nregions) == -1)
 		fatalx("%s: invalid QEMU configuration", o.qconf);
@@ -553,6 +629,9 @@ main(int argc, char *argv[])
 		layout_print(&layout);
 		if (o.qconf != NULL)
 			qemu_print(&qemu);
+		else
+			device_print(srv.qemu.path, srv.peermode ?
+			    srv.nvectors : layout.nregions);
 		qemu_free(&qemu);
 		layout_free(&layout);
 		return 0;

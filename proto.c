@@ -557,7 +557,7 @@ peer_vectors(struct peer *p)
 	unsigned int	 v;
 
 	if (nvms >= srv->maxclients) {
-		peer_refuse(p, "the limit of peers (-c) is reached");
+		peer_refuse(p, "the limit of peers is reached (-c raises it)");
 		return -1;
 	}
 	if (peer_newid(&p->id) == -1) {
@@ -588,7 +588,7 @@ static void
 peer_accept(void)
 {
 	struct peer	*p;
-	char		 why[64];
+	char		 why[128];
 	uid_t		 uid;
 	gid_t		 gid;
 	int		 s;
@@ -607,12 +607,14 @@ peer_accept(void)
 	TAILQ_INSERT_TAIL(&peers, p, entry);
 	if (srv->launched) {
 		if (p->pid != srv->qemu_pid || p->pid <= 0) {
-			peer_refuse(p, "not the QEMU ivserver launched");
+			peer_refuse(p, "not the QEMU ivserver launched (with -Q "
+			    "no other VM is admitted)");
 			return;
 		}
 	} else if (!allowed(uid, gid)) {
 		snprintf(why, sizeof(why), "uid %ld gid %ld not in the allow "
-		    "list", (long)uid, (long)gid);
+		    "list (-a %ld or -a :%ld admits it)", (long)uid, (long)gid,
+		    (long)uid, (long)gid);
 		peer_refuse(p, why);
 		return;
 	}
@@ -621,7 +623,8 @@ peer_accept(void)
 			return;
 	} else {
 		if (nvms >= 1) {
-			peer_refuse(p, "a VM is already attached");
+			peer_refuse(p, "a VM is already attached (host mode "
+			    "serves one; -P serves several as peers)");
 			return;
 		}
 		p->id = VM_PEER_ID;
@@ -630,8 +633,10 @@ peer_accept(void)
 	}
 	nvms++;
 	p->joined = 1;
-	qlog(&p->quota, LOG_INFO, "%s (pid %ld, uid %ld) attached as peer %u",
-	    srv->peermode ? "peer" : "VM", (long)p->pid, (long)uid, p->id);
+	qlog(&p->quota, LOG_INFO, "%s (pid %ld, uid %ld) attached as peer %u, "
+	    "%u vectors (a device with fewer vectors= drops the rest)",
+	    srv->peermode ? "peer" : "VM", (long)p->pid, (long)uid, p->id,
+	    p->nvec);
 	peer_join(p);
 	conn_vm_event(IVSHM_EVENT_ATTACH, p);
 }
@@ -793,7 +798,8 @@ conn_accept(void)
 	peer_cred(s, &c->pid, &c->uid, &gid);
 	if (!allowed(c->uid, gid)) {
 		qlog(&c->quota, LOG_ERR, "client pid %ld uid %ld gid %ld "
-		    "refused: not in the allow list", (long)c->pid,
+		    "refused: not in the allow list (-a %ld or -a :%ld admits "
+		    "it)", (long)c->pid, (long)c->uid, (long)gid,
 		    (long)c->uid, (long)gid);
 		close(s);
 		free(c);

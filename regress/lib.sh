@@ -10,14 +10,17 @@
 # directory T and removes it at exit, after the commands given to
 # at_exit and after stopping a server still running.
 #
-# Every check prints one line, "ok - what" or "not ok - what".  finish,
-# the end of every script, sweeps the server logs and prints
-# "N passed, N failed".  A server's standard error goes to a file whose
-# name ends in .log under T; nothing else there is so named.
+# Every check prints one line, "ok - what" or "not ok - what"; what
+# cannot be checked on this machine prints "skipped - why" and counts
+# as neither.  finish, the end of every script, sweeps the server logs
+# and prints "N passed, N failed", after "# N skipped" if any were.  A
+# server's standard error goes to a file whose name ends in .log under
+# T; nothing else there is so named.
 #
 # Environment: IVSERVER (regress/../ivserver), QEMU
 # (qemu-system-x86_64), WAIT (60: the seconds wait_for waits at the
-# most; a wait that runs out is a failure, never a result).
+# most; a wait that runs out is a failure, never a result), NOSKIP
+# (if set, a skip fails).
 
 set -u
 
@@ -39,6 +42,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/ivserver-$(basename "$0" .sh).XXXXXX") ||
     exit 1
 PASS=0
 FAIL=0
+SKIP=0
 SERVERPID=
 SERVERCHILD=
 _atexit=
@@ -62,6 +66,16 @@ trap 'exit 1' HUP INT PIPE TERM
 
 ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
 notok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
+# skip why: what this machine cannot run; never counted as a pass.
+# With NOSKIP set (CI, which installs everything), it is a failure.
+skip() {
+	if [ -n "${NOSKIP:-}" ]; then
+		notok "$* (NOSKIP is set: nothing may be skipped)"
+		return
+	fi
+	SKIP=$((SKIP + 1))
+	echo "skipped - $*"
+}
 
 # check what command [arg ...]: ok if command succeeds; its status.
 check() {
@@ -83,9 +97,10 @@ show() {
 # tally [-p prefix] name command [arg ...]: run a test program or
 # script that prints ok/not ok lines, pass its lines on as they come
 # ("prefix: " after "ok - ") and count them.  A program that exits
-# non-zero with no failed check, or checks nothing, fails as name.
-# Its own "N passed, N failed" becomes a comment, and its standard
-# error is shown when anything failed.
+# non-zero with no failed check, or checks and skips nothing, fails as
+# name.
+# Its own "N passed, N failed" becomes a comment, its skips are
+# counted, and its standard error is shown when anything failed.
 tally() {
 	_ty_pre=
 	if [ "$1" = -p ]; then
@@ -96,14 +111,20 @@ tally() {
 	shift
 	{ "$@" 2>"$T/tally.err"; echo $? >"$T/tally.rc"; } |
 	    sed -u -e "s|^\(not \)\{0,1\}ok - |&$_ty_pre|" \
-	    -e "s|^[0-9]* passed, [0-9]* failed$|# $_ty_name: &|" |
+	    -e "s|^[0-9]* passed, [0-9]* failed$|# $_ty_name: &|" \
+	    -e "s|^# \([0-9]* skipped\)$|# $_ty_name: \1|" |
 	    tee "$T/tally.out"
 	_ty_rc=$(cat "$T/tally.rc")
 	_ty_p=$(grep -c '^ok ' "$T/tally.out")
 	_ty_f=$(grep -c '^not ok ' "$T/tally.out")
+	_ty_s=$(grep -c '^skipped - ' "$T/tally.out")
 	PASS=$((PASS + _ty_p))
 	FAIL=$((FAIL + _ty_f))
-	if [ "$_ty_p" -eq 0 ] && [ "$_ty_f" -eq 0 ]; then
+	SKIP=$((SKIP + _ty_s))
+	if [ "$_ty_p" -eq 0 ] && [ "$_ty_f" -eq 0 ] && [ "$_ty_s" -ne 0 ] &&
+	    [ "$_ty_rc" -eq 0 ]; then
+		return 0
+	elif [ "$_ty_p" -eq 0 ] && [ "$_ty_f" -eq 0 ]; then
 		notok "$_ty_name checked nothing (exit $_ty_rc)"
 	elif [ "$_ty_rc" -ne 0 ] && [ "$_ty_f" -eq 0 ]; then
 		notok "$_ty_name exited $_ty_rc with no failed check"
@@ -134,6 +155,7 @@ finish() {
 	[ -z "$_fi_logs" ] || check "no sanitizer report, sandbox kill \
 (SIGSYS) or other end of a serving process in the server logs" \
 	    no_reports $_fi_logs
+	[ "$SKIP" -eq 0 ] || echo "# $SKIP skipped"
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ] && exit 0
 	exit 1

@@ -32,4 +32,33 @@ start_server "$S" -g daemon
 check "-g: sockets 0660 with the group" perms %a:%g "660:$G"
 stop_server
 
+# ivshmem-server takes -g too, a letter QEMU's flags leave free.
+SHM=ivserver-test-$$
+at_exit rm -f "/dev/shm/$SHM"
+ln -s "$IVSERVER" "$T/ivshmem-server" || exit 1
+check "ivshmem-server -F -g daemon listens" start_server_cmd \
+    "$T/compat.log" "$T/cs" "$T/ivshmem-server" -F -S "$T/cs" -M "$SHM" \
+    -l 4M -g daemon
+check "ivshmem-server -g: the socket 0660 with the group" \
+    test "$(stat -c %a:%g "$T/cs")" = "660:$G"
+stop_server
+
+# A user's runtime directory with -g is one the group can enter: not
+# under XDG_RUNTIME_DIR, but /tmp/ivserver-uid, 0750, of the group.
+if [ "$(id -u)" -eq 0 ]; then
+	NB=$(id -u nobody)
+	NG=$(id -g nobody)
+	RD=/tmp/ivserver-$NB
+	[ -e "$RD" ] || at_exit rm -rf "$RD"
+	check "nobody: ivserver -d -g $NG on the default paths listens" \
+	    start_server_cmd "$T/nobody.log" "$RD/client.sock" \
+	    env XDG_RUNTIME_DIR="$T" setpriv --reuid="$NB" --regid="$NG" \
+	    --clear-groups "$IVSERVER" -d -g "$NG"
+	check "nobody: $RD is 0750 and of group $NG" \
+	    test "$(stat -c %a:%g "$RD")" = "750:$NG"
+	check "nobody: its sockets 0660 and of group $NG" \
+	    test "$(stat -c %a:%g "$RD/qemu.sock")" = "660:$NG"
+	stop_server
+fi
+
 finish

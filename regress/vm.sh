@@ -13,7 +13,7 @@ vm() {
 	_d=$T/$1
 	mkdir "$_d" || return 1
 	"$IVSERVER" -n -f "$2" >"$_d/table" 2>"$_d/n.err"
-	_regions=$(awk '$1 != "name" && $1 != "total" { print $1 }' \
+	_regions=$(awk '$1 == "total" { exit } $1 != "name" { print $1 }' \
 	    "$_d/table")
 	if ! check "$1: ivserver -n lists the regions of ${2##*/}" \
 	    test -n "$_regions"; then
