@@ -43,7 +43,9 @@ check "lintian: no error and no warning" sh -c \
 # Every file make install puts under /usr and /lib is in the package:
 # a new one lands there without an edit of debian/.
 make -C "$T/src" install DESTDIR="$T/mi" PREFIX=/usr \
-    EXDIR="$EX" SYSTEMDUNITDIR="$UNITDIR" >/dev/null 2>&1
+    EXDIR="$EX" SYSTEMDUNITDIR="$UNITDIR" \
+    LIBDIR="/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)" \
+    >/dev/null 2>&1
 (cd "$T/mi" && find . ! -type d) | sed -e 's|^\.||' \
     -e 's|^\(/usr/share/man/.*\)|\1.gz|' | sort >"$T/mi.list"
 dpkg-deb -c "$DEB" | awk '$1 !~ /^d/ { print $6 }' | sed 's|^\.||' |
@@ -83,7 +85,7 @@ check "ivshmem-server is installed as a name of ivserver" test \
     "$(readlink /usr/sbin/ivshmem-server)" = ivserver
 check "the manuals are installed" sh -c \
     "for m in man8/ivserver.8 man8/ivshmem-server.8 man5/ivserver.conf.5 \
-    man5/ivshm.5; do [ -e /usr/share/man/\$m.gz ] || exit 1; done"
+    man5/ivshm.5 man8/ivctl.8 man3/libivshm.3; do [ -e /usr/share/man/\$m.gz ] || exit 1; done"
 check "the public header is installed" test -f /usr/include/ivshm.h
 
 # The installed ivserver -n on the packaged example: the table the
@@ -107,6 +109,16 @@ check "its serving process runs as _ivserver (uid $IVUID)" sh -c \
 check "the sockets are of group ivserver, mode 0660" sh -c \
     "[ \"\$(stat -c %G:%a '$T/s/c')\" = ivserver:660 ]"
 check "a host client is served" serves "$T/s"
+# same_names: the installed ivctl lists the regions ivserver -n shows.
+names() { awk '$1 == "total" { exit } NR > 1 { print $1 }'; }
+same_names() {
+	/usr/bin/ivctl -s "$T/s/c" list >"$T/ivctl.list" &&
+	    /usr/sbin/ivserver -n -f "$EX/layout.json" >"$T/n.list" &&
+	    names <"$T/n.list" >"$T/n.names" && test -s "$T/n.names" &&
+	    names <"$T/ivctl.list" | diff "$T/n.names" -
+}
+check "the installed ivctl lists the regions of the installed example" \
+    same_names
 stop_server
 check "no warning about nobody" sh -c \
     "! grep -q 'serving as nobody' '$T/s/server.log'"
