@@ -310,46 +310,38 @@ hexdump(const unsigned char *buf, size_t len, uint64_t off)
 	}
 }
 
-/* Bounds against the region, as offset [length]. */
+/*
+ * Bounds against a region of size bytes, as offset [length]; for both
+ * sides, host and guest.
+ */
 static void
-span(const struct ivshm_port *p, int argc, char **argv, uint64_t *off,
-    uint64_t *len, int haslen)
+span(const char *name, uint64_t size, int argc, char **argv,
+    uint64_t *off, uint64_t *len, int haslen)
 {
 	*off = argc > 1 ? number(argv[1], "offset") : 0;
-	if (*off > p->len)
-		die(EX_FAIL, "%s: offset 0x%jx past its %zu bytes", p->name,
-		    (uintmax_t)*off, p->len);
-	*len = p->len - *off;
+	if (*off > size)
+		die(EX_FAIL, "%s: offset 0x%jx past its 0x%jx bytes", name,
+		    (uintmax_t)*off, (uintmax_t)size);
+	*len = size - *off;
 	if (haslen && argc > 2) {
 		*len = number(argv[2], "length");
-		if (*len > p->len - *off)
+		if (*len > size - *off)
 			die(EX_FAIL, "%s: 0x%jx bytes at 0x%jx pass its end, "
-			    "0x%zx", p->name, (uintmax_t)*len,
-			    (uintmax_t)*off, p->len);
+			    "0x%jx", name, (uintmax_t)*len,
+			    (uintmax_t)*off, (uintmax_t)size);
 	}
 }
 
-static int
-cmd_read(const char *path, int argc, char **argv)
+/* read: len bytes of a mapped region from off, on stdout. */
+static void
+dump(const volatile unsigned char *base, uint64_t off, uint64_t len)
 {
-	struct ivshm_conn	*c;
-	struct ivshm_port	*p;
-	unsigned char		*buf;
-	const volatile unsigned char *base;
-	uint64_t		 off, len, n;
-	int			 tty = isatty(STDOUT_FILENO);
+	unsigned char	*buf;
+	uint64_t	 n;
+	int		 tty = isatty(STDOUT_FILENO);
 
-	if (argc < 1 || argc > 3)
-		usage();
-	c = conn(path);
-	p = port(c, argv[0]);
-	ivshm_close(c);
-	span(p, argc, argv, &off, &len, 1);
-	if (ivshm_map(p, PROT_READ) == -1)
-		die(EX_FAIL, "%s", ivshm_port_error(p));
 	if ((buf = malloc(IO_CHUNK)) == NULL)
 		die(EX_FAIL, "%s", strerror(errno));
-	base = p->base;
 	while (len > 0) {
 		n = len < IO_CHUNK ? len : IO_CHUNK;
 		ivshm_copy_in(buf, base + off, (size_t)n);
@@ -363,6 +355,46 @@ cmd_read(const char *path, int argc, char **argv)
 	if (fflush(stdout) == EOF)
 		die(EX_FAIL, "stdout: %s", strerror(errno));
 	free(buf);
+}
+
+/*
+ * write: all of standard input, at most room bytes, or nothing; the
+ * buffer, its length in *lenp.
+ */
+static unsigned char *
+slurp(const char *name, uint64_t room, size_t *lenp)
+{
+	unsigned char	*buf;
+	size_t		 len = 0, n;
+
+	if (room >= SIZE_MAX || (buf = malloc(room + 1)) == NULL)
+		die(EX_FAIL, "%s", strerror(ENOMEM));
+	while ((n = fread(buf + len, 1, room + 1 - len, stdin)) > 0)
+		if ((len += n) > room)
+			die(EX_FAIL, "%s: the input is over the 0x%jx bytes "
+			    "from there to its end", name, (uintmax_t)room);
+	if (ferror(stdin))
+		die(EX_FAIL, "stdin: %s", strerror(errno));
+	*lenp = len;
+	return buf;
+}
+
+static int
+cmd_read(const char *path, int argc, char **argv)
+{
+	struct ivshm_conn	*c;
+	struct ivshm_port	*p;
+	uint64_t		 off, len;
+
+	if (argc < 1 || argc > 3)
+		usage();
+	c = conn(path);
+	p = port(c, argv[0]);
+	ivshm_close(c);
+	span(p->name, p->len, argc, argv, &off, &len, 1);
+	if (ivshm_map(p, PROT_READ) == -1)
+		die(EX_FAIL, "%s", ivshm_port_error(p));
+	dump(p->base, off, len);
 	ivshm_port_close(p);
 	return 0;
 }
@@ -375,22 +407,15 @@ cmd_write(const char *path, int argc, char **argv)
 	struct ivshm_port	*p;
 	unsigned char		*buf;
 	uint64_t		 off, room;
-	size_t			 len = 0, n;
+	size_t			 len;
 
 	if (argc < 1 || argc > 2)
 		usage();
 	c = conn(path);
 	p = port(c, argv[0]);
 	ivshm_close(c);
-	span(p, argc, argv, &off, &room, 0);
-	if ((buf = malloc(room + 1)) == NULL)
-		die(EX_FAIL, "%s", strerror(errno));
-	while ((n = fread(buf + len, 1, room + 1 - len, stdin)) > 0)
-		if ((len += n) > room)
-			die(EX_FAIL, "%s: the input passes its end at 0x%zx",
-			    p->name, p->len);
-	if (ferror(stdin))
-		die(EX_FAIL, "stdin: %s", strerror(errno));
+	span(p->name, p->len, argc, argv, &off, &room, 0);
+	buf = slurp(p->name, room, &len);
 	if (ivshm_map(p, PROT_READ | PROT_WRITE) == -1)
 		die(EX_FAIL, "%s", ivshm_port_error(p));
 	ivshm_copy_out((volatile unsigned char *)p->base + off, buf, len);
@@ -582,59 +607,20 @@ dev_wait(const char *addr, int argc, char **argv)
 	return 0;
 }
 
-/* Bounds against the region, as offset [length]. */
-static void
-dev_span(const struct ivshm_region *r, int argc, char **argv,
-    uint64_t *off, uint64_t *len, int haslen)
-{
-	uint64_t	size = r->end - r->begin;
-
-	*off = argc > 1 ? number(argv[1], "offset") : 0;
-	if (*off > size)
-		die(EX_FAIL, "%s: offset 0x%jx past its 0x%jx bytes", r->name,
-		    (uintmax_t)*off, (uintmax_t)size);
-	*len = size - *off;
-	if (haslen && argc > 2) {
-		*len = number(argv[2], "length");
-		if (*len > size - *off)
-			die(EX_FAIL, "%s: 0x%jx bytes at 0x%jx pass its end, "
-			    "0x%jx", r->name, (uintmax_t)*len,
-			    (uintmax_t)*off, (uintmax_t)size);
-	}
-}
-
 static int
 dev_read(const char *addr, int argc, char **argv)
 {
-	struct ivshm_dev		*d;
-	struct ivshm_region		 r;
-	const volatile unsigned char	*win;
-	unsigned char			*buf;
-	uint64_t			 off, len, n;
-	int				 tty = isatty(STDOUT_FILENO);
+	struct ivshm_dev	*d;
+	struct ivshm_region	 r;
+	uint64_t		 off, len;
 
 	if (argc < 1 || argc > 3)
 		usage();
 	d = dev_open(addr, 0);
 	dev_region(d, argv[0], &r, 0);
-	dev_span(&r, argc, argv, &off, &len, 1);
-	win = (const volatile unsigned char *)ivshm_dev_window(d, NULL) +
-	    r.begin;
-	if ((buf = malloc(IO_CHUNK)) == NULL)
-		die(EX_FAIL, "%s", strerror(errno));
-	while (len > 0) {
-		n = len < IO_CHUNK ? len : IO_CHUNK;
-		ivshm_copy_in(buf, win + off, (size_t)n);
-		if (tty)
-			hexdump(buf, (size_t)n, off);
-		else if (fwrite(buf, 1, (size_t)n, stdout) != n)
-			die(EX_FAIL, "stdout: %s", strerror(errno));
-		off += n;
-		len -= n;
-	}
-	if (fflush(stdout) == EOF)
-		die(EX_FAIL, "stdout: %s", strerror(errno));
-	free(buf);
+	span(r.name, r.end - r.begin, argc, argv, &off, &len, 1);
+	dump((const volatile unsigned char *)ivshm_dev_window(d, NULL) +
+	    r.begin, off, len);
 	ivshm_dev_close(d);
 	return 0;
 }
@@ -645,26 +631,18 @@ dev_write(const char *addr, int argc, char **argv)
 {
 	struct ivshm_dev	*d;
 	struct ivshm_region	 r;
-	volatile unsigned char	*win;
 	unsigned char		*buf;
 	uint64_t		 off, room;
-	size_t			 len = 0, n;
+	size_t			 len;
 
 	if (argc < 1 || argc > 2)
 		usage();
 	d = dev_open(addr, 0);
 	dev_region(d, argv[0], &r, 0);
-	dev_span(&r, argc, argv, &off, &room, 0);
-	if (room >= SIZE_MAX || (buf = malloc(room + 1)) == NULL)
-		die(EX_FAIL, "%s", strerror(ENOMEM));
-	while ((n = fread(buf + len, 1, room + 1 - len, stdin)) > 0)
-		if ((len += n) > room)
-			die(EX_FAIL, "%s: the input passes its end at 0x%jx",
-			    r.name, (uintmax_t)(r.end - r.begin));
-	if (ferror(stdin))
-		die(EX_FAIL, "stdin: %s", strerror(errno));
-	win = (volatile unsigned char *)ivshm_dev_window(d, NULL) + r.begin;
-	ivshm_copy_out(win + off, buf, len);
+	span(r.name, r.end - r.begin, argc, argv, &off, &room, 0);
+	buf = slurp(r.name, room, &len);
+	ivshm_copy_out((volatile unsigned char *)ivshm_dev_window(d, NULL) +
+	    r.begin + off, buf, len);
 	free(buf);
 	ivshm_dev_close(d);
 	return 0;
