@@ -2,8 +2,8 @@
 # with BSD make and GNU make 4.
 
 PROG=		ivserver
-OBJS=		ivserver.o json.o layout.o log.o proto.o qemu.o sandbox.o \
-		server.o util.o
+OBJS=		ivserver.o json.o layout.o log.o peerq.o proto.o qemu.o \
+		sandbox.o server.o util.o
 
 PREFIX?=	/usr/local
 BINDIR?=	${PREFIX}/sbin

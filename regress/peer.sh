@@ -45,6 +45,173 @@ check "peer mode: ivserver still runs" alive "$SERVERPID"
 stopped "peer mode: SIGTERM, ivserver exits 0" "$D/server.log"
 check "peer mode: and removes its socket" test ! -e "$D/sock"
 
+# --- peers that never read --------------------------------------------------
+
+# most_fds n: the serving process holds n fds or fewer.
+most_fds() { [ "$(nfds "$SERVERCHILD")" -le "$1" ]; }
+# said file line: the file has the line.
+said() { grep -qx -- "$2" "$1" 2>/dev/null; }
+# qemu_evfds: the eventfds the QEMU holds.
+qemu_evfds() {
+	ls -l "/proc/$QEMUPID/fd" 2>/dev/null | grep -c 'anon_inode:\[eventfd\]'
+}
+qemu_has_evfds() { [ "$(qemu_evfds)" -ge "$1" ]; }
+qemu_evfds_are() { [ "$(qemu_evfds)" -eq "$1" ]; }
+# qemu_cpu: the QEMU's CPU time so far, in clock ticks.
+qemu_cpu() { awk '{ print $14 + $15 }' "/proc/$QEMUPID/stat" 2>/dev/null; }
+# silent_peer dir name vectors fd: a peer, stopped once it has its
+# handshake, that stays until its input, the fifo dir/name, which the
+# shell holds open as fd, ends.  Sets SP to its pid.
+silent_peer() {
+	mkfifo "$1/$2" || return 1
+	./peer -s "$1/sock" -n "$3" -w 900000 <"$1/$2" >"$1/$2.out" \
+	    2>"$1/$2.err" 4>&- 5>&- 6>&- &
+	SP=$!
+	at_exit "kill -9 $SP 2>/dev/null"
+	# Read and write: this open never waits for the other end.
+	eval "exec $4<>\"\$1/\$2\""
+	wait_for grep -qs '^id ' "$1/$2.out" || return 1
+	kill -STOP "$SP"
+}
+
+# A peer that stops reading holds nothing open for the peers that come
+# and go beside it: 2,500 join and leave under a limit of 1024 fds,
+# where each would have held 8.  Once it reads again it sees a history
+# that agrees with who is there.
+D=$T/silent
+mkdir "$D" || exit 1
+check "silent: ivserver -d -P 8 under ulimit -n 1024 listens" \
+    start_server_cmd "$D/server.log" "$D/sock" prlimit --nofile=1024:1024 \
+    "$IVSERVER" -d -P 8 -q "$D/sock"
+silent_peer "$D" w 8 4
+check "silent: a peer joins and stops reading" test $? -eq 0
+S1=$SP
+base=$(nfds "$SERVERCHILD")
+(while :; do nfds "$SERVERCHILD"; done) >"$D/fds" 2>/dev/null 4>&- &
+SAMPLER=$!
+out=$(timeout -s KILL 300 ./peer -s "$D/sock" -n 8 -c 2500 2>"$D/c.err" \
+    4>&-)
+kill "$SAMPLER"
+wait "$SAMPLER" 2>/dev/null
+is "silent: 2,500 peers of 8 vectors join and leave beside it" "$out" \
+    "cycles 2500 first 1 last 2500 wraps 0 peers 1"
+[ -s "$D/c.err" ] && show peer "$D/c.err"
+most=$(sort -n "$D/fds" | tail -n 1)
+# News of peers gone may hold a quarter of the limit, and what joins
+# add in the 20 ms a peer may lag before its news of them is taken back.
+check "silent: the server held $most fds at most, within a quarter of \
+its limit and a sixteenth for news of peers gone ($base at the start)" \
+    test "${most:-99999}" -le $((base + 1024 / 4 + 1024 / 16))
+# What it holds then: its own 8 and the 8 of the one join it has begun
+# to take, which it is to get whole, and then that peer's leave.
+check "silent: and is back to $base + 8 fds once the silent peer is \
+behind" wait_for most_fds $((base + 8))
+kill -CONT "$S1"
+# A marker that joins last: the silent peer has all news before it once
+# it sees the marker.
+mkfifo "$D/m" || exit 1
+./peer -s "$D/sock" -n 8 -w 900000 <"$D/m" >"$D/m.out" 2>"$D/m.err" 4>&- &
+MARKER=$!
+at_exit "kill -9 $MARKER 2>/dev/null"
+exec 5<>"$D/m"
+wait_for grep -qs '^id ' "$D/m.out"
+mid=$(sed -n 's/^id \([0-9]*\) .*/\1/p' "$D/m.out")
+echo "wait peer $mid" >&4
+check "silent: reading again, it catches up to the marker, peer $mid" \
+    wait_for said "$D/w.out" "peer $mid"
+exec 4>&-
+await_pid "$S1"
+rc=$?
+hist=$(sed -n 's/^joins \([0-9]*\) leaves \([0-9]*\) now \(.*\)/\1 \2 \3/p' \
+    "$D/w.out")
+set -- $hist
+check "silent: its history agrees with the server: every join but the \
+marker's left, the marker present (joins $1 leaves $2 now $3, exit $rc)" \
+    test "$rc" -eq 0 -a "${1:-0}" -eq $((${2:--1} + 1)) -a "${3:-}" = "$mid"
+check "silent: it was not told of the peers that came and went while it \
+was behind ($1 joins of 2,501)" test "${1:-99999}" -lt 2501
+[ -s "$D/w.err" ] && show peer "$D/w.err"
+exec 5>&-
+await_pid "$MARKER"
+check "silent: no peer was disconnected" sh -c \
+    "! grep -q 'disconnecting\|send:' '$D/server.log'"
+stopped "silent: SIGTERM, exits 0" "$D/server.log"
+
+# Peers that never read, a low limit of fds, and a QEMU attaching: it
+# completes its handshake or exits on ID -1, nobody established is
+# disconnected, nothing spins.  Under ulimit -n 64, with 8 vectors, the
+# fds in flight to two peers that never read, 34 of them, leave no room
+# for a third one's handshake of 25.
+# mute dir name fd: a peer that reads nothing until its input, the fifo
+# dir/name, which the shell holds open as fd, ends.  Sets SP to its pid.
+mute() {
+	mkfifo "$1/$2" || return 1
+	./peer -z -s "$1/sock" <"$1/$2" >"$1/$2.out" 2>"$1/$2.err" \
+	    4>&- 5>&- 6>&- &
+	SP=$!
+	at_exit "kill -9 $SP 2>/dev/null"
+	eval "exec $3<>\"\$1/\$2\""
+	wait_for grep -qs '^connected' "$1/$2.out"
+}
+# joined n log: the server has attached n peers.
+joined() { [ "$(count 'attached as peer' "$2")" -ge "$1" ]; }
+D=$T/low
+mkdir "$D" || exit 1
+check "low: ivserver -d -P 8 -l 4M under ulimit -n 64 listens" \
+    start_server_cmd "$D/server.log" "$D/sock" prlimit --nofile=64:64 \
+    "$IVSERVER" -d -P 8 -l 4M -q "$D/sock"
+mute "$D" a 4 && wait_for joined 1 "$D/server.log"
+check "low: a peer joins and never reads" test $? -eq 0
+A=$SP
+mute "$D" b 6 && wait_for joined 2 "$D/server.log"
+check "low: a second one joins and never reads" test $? -eq 0
+B=$SP
+: > "$T/qemu.out"
+start_qemu "$D/sock" 8
+check "low: a third peer, a QEMU, exits on ID -1" wait_for gone "$QEMUPID"
+check "low: QEMU said \"invalid ID\"" grep -q 'invalid ID' "$T/qemu.out" ||
+    show qemu "$T/qemu.out"
+check "low: the server said why" grep -q 'refused: .*descriptors' \
+    "$D/server.log"
+check "low: the peers that never read are still in" sh -c \
+    "! grep -q ') left$' '$D/server.log'"
+# One of them goes: now a QEMU fits, and gets all of it.
+exec 6>&-
+await_pid "$B"
+check "low: the second peer that never read leaves" \
+    logged ') left$' "$D/server.log"
+start_qemu "$D/sock" 8
+check "low: a QEMU then attaches in full: its 8 eventfds and the other \
+peer's" wait_for qemu_has_evfds 16
+e0=$(qemu_evfds)
+c0=$(qemu_cpu)
+mkfifo "$D/c" || exit 1
+./peer -s "$D/sock" -n 8 -w 900000 <"$D/c" >"$D/c.out" 2>"$D/c.err" 4>&- &
+CP=$!
+at_exit "kill -9 $CP 2>/dev/null"
+exec 6<>"$D/c"
+wait_for grep -qs '^id ' "$D/c.out"
+is "low: a C peer sees the QEMU and the peer that never reads" \
+    "$(head -n 1 "$D/c.out")" "id 3 peers 2"
+check "low: the QEMU gets the C peer's 8 eventfds ($e0 before)" \
+    wait_for qemu_has_evfds $((e0 + 8))
+exec 6>&-
+await_pid "$CP"
+check "low: and closes them when it leaves" wait_for qemu_evfds_are "$e0"
+[ -s "$D/c.err" ] && show peer "$D/c.err"
+c1=$(qemu_cpu)
+check "low: the QEMU does not spin (CPU ticks $c0 -> $c1)" \
+    test $((${c1:-9999} - ${c0:-0})) -lt 100
+check "low: the QEMU still runs" alive "$QEMUPID"
+stop_qemu
+check "low: the first peer that never read was never disconnected" \
+    test "$(count ') left$' "$D/server.log")" -eq 3
+exec 4>&-
+await_pid "$A"
+check "low: no peer was disconnected" sh -c \
+    "! grep -q 'disconnecting\|send:' '$D/server.log'"
+stopped "low: SIGTERM, exits 0" "$D/server.log"
+
 # --- the contrib ivshmem-server command line ------------------------------
 
 ln -s "$IVSERVER" "$T/ivshmem-server" || exit 1
