@@ -31,6 +31,7 @@
 #include "log.h"
 
 #define MAXCLIENTS_DEFAULT	1024
+#define FD_RESERVE		32	/* fds the server keeps for itself */
 #define TIMEOUT_DEFAULT		10	/* seconds */
 #define RUNDIR_ROOT		"/run/ivserver"
 #define USER_DEFAULT		"_ivserver"
@@ -122,13 +123,16 @@ sockpath(const char *path, const char *name, int nflag, char *buf,
 /*
  * Each client costs an fd, and the fds sent to it count against the
  * same limit until it reads them: allow as many as the hard limit
- * does, and say so when -c asks for more than that can carry.
+ * does.  In peer mode a limit that cannot hold two peers and what the
+ * server keeps (FD_RESERVE) is an error, as is a -c given that it
+ * cannot hold; without -c, past the limit peers are refused.
  */
 static void
-raise_nofile(const struct server *srv)
+raise_nofile(const struct server *srv, int cflag)
 {
 	struct rlimit	 rl;
-	uint64_t	 need;
+	uint64_t	 need, lim;
+	const char	*vopt;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;
@@ -136,16 +140,33 @@ raise_nofile(const struct server *srv)
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return;
+	lim = rl.rlim_cur;
+	vopt = strcmp(getprogname(), "ivshmem-server") == 0 ? "-n" : "-P";
+	if (srv->peermode && 2 * (1 + (uint64_t)srv->nvectors) + FD_RESERVE >
+	    lim)
+		fatalx("%s %u: two peers and the server need %ju descriptors, "
+		    "more than the limit of %ju (ulimit -n)", vopt,
+		    srv->nvectors, (uintmax_t)(2 * (1 + srv->nvectors) +
+		    FD_RESERVE), (uintmax_t)lim);
 	if (srv->peermode)
-		need = (uint64_t)srv->maxclients * (1 + srv->nvectors);
+		need = (uint64_t)srv->maxclients * (1 + srv->nvectors) +
+		    FD_RESERVE;
 	else
 		need = (uint64_t)srv->maxclients * 4;
-	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur)
-		log_warnx("-c %u: %s may need %ju descriptors, more than the "
-		    "limit of %ju (ulimit -n): past it, connections wait",
-		    srv->maxclients, srv->peermode ? "the peers and their "
-		    "vectors" : "the clients and their replies", (uintmax_t)need,
-		    (uintmax_t)rl.rlim_cur);
+	if (need <= lim)
+		return;
+	if (cflag && srv->peermode)
+		fatalx("-c %u: %u peers of %u vectors need %ju descriptors, "
+		    "more than the limit of %ju (ulimit -n)", srv->maxclients,
+		    srv->maxclients, srv->nvectors, (uintmax_t)need,
+		    (uintmax_t)lim);
+	if (cflag)
+		log_warnx("-c %u: the clients and their replies may need %ju "
+		    "descriptors, more than the limit of %ju (ulimit -n): "
+		    "past it, connections wait", srv->maxclients,
+		    (uintmax_t)need, (uintmax_t)lim);
 }
 
 static gid_t
@@ -322,6 +343,7 @@ struct opts {
 	const char	*user;
 	const char	*pidfile;
 	gid_t		 gid;
+	int		 cflag;
 	int		 dflag;
 	int		 nflag;
 	int		 verbose;
@@ -374,6 +396,7 @@ options(int argc, char *argv[], struct opts *o, struct server *srv,
 			srv->maxclients = strtonum(optarg, 1, 65536, &errstr);
 			if (errstr != NULL)
 				fatalx("-c %s: %s", optarg, errstr);
+			o->cflag = 1;
 			break;
 		case 'd':
 			o->dflag = 1;
@@ -646,7 +669,7 @@ main(int argc, char *argv[])
 	qemu.ownpgrp = !o.dflag;
 
 	/* Set up what both processes need, while still privileged. */
-	raise_nofile(&srv);
+	raise_nofile(&srv, o.cflag);
 	sigfd = signals_init();
 	mode = o.gid == (gid_t)-1 ? 0600 : 0660;
 	/*

@@ -35,6 +35,7 @@
 
 #define PQ_QUEUE_MAX	65536	/* messages waiting for one peer */
 #define PQ_BATCH	64	/* messages in one system call */
+#define PQ_KEEP		64	/* room for messages kept once sent */
 #define PQ_NEWS_MIN	64	/* unread fds of news one peer may hold */
 #define PQ_BEHIND_MS	1000	/* a peer whose news waits longer is behind */
 #define PQ_SHORT_MS	20	/* or this long, while fds are short */
@@ -429,6 +430,12 @@ pq_flush(struct peerq *q)
 			q->head = (q->head + 1) & (q->cap - 1);
 			q->len--;
 		}
+	}
+	/* A handshake's worth of room is not kept for every peer. */
+	if (q->cap > PQ_KEEP) {
+		free(q->ring);
+		q->ring = NULL;
+		q->cap = q->head = 0;
 	}
 	return 0;
 }
