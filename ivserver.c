@@ -566,15 +566,69 @@ pid_open(const char *path, struct stat *sb)
 }
 
 /* Once detached: the daemon's own pid. */
-static void
+static int
 pid_write(const char *path, int fd)
 {
 	char	 buf[32];
 	int	 n;
 
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, n, 0) != n)
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, n, 0) != n) {
 		log_warn("%s", path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Detach as daemon(3) does, except that the starting process waits for
+ * the detached one to have written its pid file: a failure to write it
+ * is reported on the terminal, while the standard error output is still
+ * there, and in the exit status of the command.  -1 in the detached
+ * process if the pid file could not be written.
+ */
+static int
+detach(const char *pidfile, int pidfd)
+{
+	ssize_t	 n;
+	char	 c = 'n';
+	int	 p[2], fd;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		fatal("pipe");
+	switch (fork()) {
+	case -1:
+		fatal("fork");
+	case 0:
+		break;
+	default:
+		/* One byte: started.  End of file: it said why and exits. */
+		close(p[1]);
+		do {
+			n = read(p[0], &c, 1);
+		} while (n == -1 && errno == EINTR);
+		_exit(n == 1 && c == 'y' ? 0 : 1);
+	}
+	close(p[0]);
+	if (setsid() == -1)
+		fatal("setsid");
+	if (pidfd != -1 && pid_write(pidfile, pidfd) == -1) {
+		close(p[1]);
+		return -1;
+	}
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	if ((fd = open("/dev/null", O_RDWR)) == -1)
+		fatal("/dev/null");
+	(void)dup2(fd, STDIN_FILENO);
+	(void)dup2(fd, STDOUT_FILENO);
+	(void)dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+	c = 'y';
+	(void)write(p[1], &c, 1);
+	close(p[1]);
+	return 0;
 }
 
 /* Remove the pid file if it is still the one written, with our pid. */
@@ -699,11 +753,14 @@ main(int argc, char *argv[])
 		exit(1);
 	}
 	if (!o.dflag) {
-		if (daemon(0, 0) == -1)
-			fatal("daemon");
+		if (detach(o.pidfile, pidfd) == -1) {
+			close(pidfd);
+			listener_close(&srv.qemu);
+			listener_close(&srv.client);
+			layout_free(&layout);
+			exit(1);
+		}
 		log_init(0, LOG_DAEMON);
-		if (pidfd != -1)
-			pid_write(o.pidfile, pidfd);
 	}
 	if (srv.peermode && layout.nregions > srv.nvectors)
 		log_warnx("%u regions but %u vectors per peer: the vectors of "
