@@ -377,6 +377,25 @@ pq_sendv(int s, struct mmsghdr *mm, unsigned int n)
 }
 
 /*
+ * The serving user's fds in flight are at its limit: the system's
+ * condition, not a peer's fault.  Said at most once every 10 seconds.
+ */
+static void
+pq_toomany_log(void)
+{
+	static int64_t	 said;
+	int64_t		 now = now_ms();
+
+	toomany_at = now;
+	if (said == 0 || now - said >= 10000) {
+		log_warnx("descriptors in flight: the limit of the serving "
+		    "user is reached; messages to peers wait, and no peer "
+		    "joins, until peers read theirs");
+		said = now;
+	}
+}
+
+/*
  * Send what is queued, in batches, as far as the socket and the budgets
  * allow.  Returns 0, the rest waiting for room (POLLOUT) or for a tick
  * (q->waiting), or -1 on an error of the peer's, errno set.
@@ -409,7 +428,7 @@ pq_flush(struct peerq *q)
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
 			if (errno == ETOOMANYREFS) {
-				toomany_at = now_ms();
+				pq_toomany_log();
 				pq_wait(q, 1);
 				return 0;
 			}
