@@ -612,10 +612,9 @@ detach(const char *pidfile, int pidfd)
 	close(p[0]);
 	if (setsid() == -1)
 		fatal("setsid");
-	if (pidfd != -1 && pid_write(pidfile, pidfd) == -1) {
-		close(p[1]);
+	/* On failure p[1] stays open until exit, after the clean-up. */
+	if (pidfd != -1 && pid_write(pidfile, pidfd) == -1)
 		return -1;
-	}
 	if (chdir("/") == -1)
 		fatal("chdir /");
 	if ((fd = open("/dev/null", O_RDWR)) == -1)

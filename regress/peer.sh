@@ -7,7 +7,7 @@
 REGRESS=$(cd "$(dirname "$0")" && pwd -P) && . "$REGRESS/lib.sh"
 
 SHM=ivserver-test-$$
-at_exit rm -f "/dev/shm/$SHM" "/dev/shm/$SHM-d"
+at_exit rm -f "/dev/shm/$SHM" "/dev/shm/$SHM-d" "/dev/shm/$SHM-f"
 
 # is what got want: a check that shows what came.
 is() {
@@ -171,6 +171,7 @@ start_qemu "$D/sock" 8
 check "low: a third peer, a QEMU, exits on ID -1" wait_for gone "$QEMUPID"
 check "low: QEMU said \"invalid ID\"" grep -q 'invalid ID' "$T/qemu.out" ||
     show qemu "$T/qemu.out"
+stop_qemu		# should it still run, the next is not to orphan it
 check "low: the server said why" grep -q 'refused: .*descriptors' \
     "$D/server.log"
 check "low: the peers that never read are still in" sh -c \
@@ -352,6 +353,25 @@ check "ivshmem-server: and removes the pid file" test ! -e "$T/d.pid"
 check "ivshmem-server: and the socket and the shm" \
     test ! -e "$T/s4" -a ! -e "/dev/shm/$SHM-d"
 [ -s "$T/s4.log" ] && show ivshmem-server "$T/s4.log"
+
+# A pid file the daemon cannot write, on a full file system: the
+# command that started it says so and exits 1, and nothing is left.
+# It takes a private tmpfs, which needs the superuser.
+if [ "$(id -u)" -eq 0 ] && have unshare; then
+	mkdir "$T/full" || exit 1
+	unshare -m sh -c "mount -t tmpfs -o size=8k tmpfs '$T/full' &&
+	    dd if=/dev/zero of='$T/full/fill' bs=4096 count=2 2>/dev/null;
+	    exec '$IVSH' -S '$T/s5' -M '$SHM-f' -l 1M -p '$T/full/pid'" \
+	    2>"$T/s5.log"
+	rc=$?
+	check "ivshmem-server: a pid file it cannot write is an error on the \
+terminal (exit $rc)" sh -c "[ $rc -eq 1 ] && grep -q 'pid: No space' \
+'$T/s5.log'" || show ivshmem-server "$T/s5.log"
+	check "ivshmem-server: and leaves no socket and no shm" \
+	    test ! -e "$T/s5" -a ! -e "/dev/shm/$SHM-f"
+else
+	echo "# not the superuser: no test of a pid file on a full file system"
+fi
 
 "$IVSH" -h >"$T/h.out" 2>&1
 rc=$?
