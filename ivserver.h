@@ -263,6 +263,7 @@ struct peerq {
 	unsigned int		 head, len, cap;
 	unsigned int		 unread;	/* fds sent, maybe not read */
 	int			 waiting;	/* for a tick, not POLLOUT */
+	int			 full;		/* its socket, at the last try */
 	unsigned int		 gonegen;
 };
 

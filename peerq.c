@@ -412,6 +412,7 @@ pq_flush(struct peerq *q)
 	int		 k;
 
 	pq_wait(q, 0);
+	q->full = 0;
 	while (q->len > 0) {
 		for (n = nfd = 0; n < PQ_BATCH && n < q->len; n++) {
 			m = pq_at(q, n);
@@ -425,8 +426,10 @@ pq_flush(struct peerq *q)
 			return 0;
 		}
 		if ((k = pq_sendv(q->fd, mm, n)) == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				q->full = 1;
 				return 0;
+			}
 			if (errno == ETOOMANYREFS) {
 				pq_toomany_log();
 				pq_wait(q, 1);
@@ -491,8 +494,9 @@ pq_admit(unsigned int hsfds, unsigned int nvec)
 
 /*
  * A peer is behind when the oldest news it has not taken is a second
- * old, or 20 ms while the fds held for peers gone are over their
- * budget.
+ * old.  While the fds held for peers gone are over their budget, so is
+ * one whose news is 20 ms old, or that can take no more now: its socket
+ * is full, or it holds all the unread fds it may.
  */
 static int
 pq_behind(const struct peerq *q, int64_t now)
@@ -502,8 +506,10 @@ pq_behind(const struct peerq *q, int64_t now)
 	if (q->len == 0)
 		return 0;
 	lag = now - pq_at(q, 0)->since;
-	return lag >= PQ_BEHIND_MS || (zombiefds > zombie_max &&
-	    lag >= PQ_SHORT_MS);
+	if (lag >= PQ_BEHIND_MS)
+		return 1;
+	return zombiefds > zombie_max && (lag >= PQ_SHORT_MS || q->full ||
+	    q->waiting);
 }
 
 /*
