@@ -342,8 +342,8 @@ peer_free(struct peer *p)
 
 /*
  * Tell every other peer that p is gone, then forget it.  A peer that
- * is behind, or any when the fds held for peers gone are over their
- * budget, hears nothing of p if it has not begun to take p's join.
+ * is behind (see pq_forget) hears nothing of p if it has not begun to
+ * take p's join.
  */
 static void
 peer_leave(struct peer *p)
