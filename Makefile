@@ -2,8 +2,8 @@
 # with BSD make and GNU make 4.
 
 PROG=		ivserver
-OBJS=		ivserver.o json.o layout.o libivshm.o log.o parent.o proto.o \
-		qemu.o sandbox.o server.o util.o
+OBJS=		ivserver.o json.o layout.o libivshm.o log.o parent.o peerq.o \
+		proto.o qemu.o sandbox.o server.o util.o
 LIB=		libivshm.a
 # The guest half, ivshm_dev.o, is Linux only (sysfs and vfio-pci).
 DEVOBJS!=	[ "`uname -s`" = Linux ] && echo ivshm_dev.o || true

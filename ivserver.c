@@ -28,6 +28,7 @@
 #include "log.h"
 
 #define MAXCLIENTS_DEFAULT	1024
+#define FD_RESERVE		32	/* fds the server keeps for itself */
 #define TIMEOUT_DEFAULT		10	/* seconds */
 #define USER_DEFAULT		"_ivserver"
 #define USER_FALLBACK		"nobody"
@@ -138,13 +139,16 @@ sockpath(const char *path, const char *name, int nflag, gid_t gid,
 /*
  * Each client costs an fd, and the fds sent to it count against the
  * same limit until it reads them: allow as many as the hard limit
- * does, and say so when -c asks for more than that can carry.
+ * does.  In peer mode a limit that cannot hold two peers and what the
+ * server keeps (FD_RESERVE) is an error, as is a -c given that it
+ * cannot hold; without -c, past the limit peers are refused.
  */
 static void
-raise_nofile(const struct server *srv)
+raise_nofile(const struct server *srv, int cflag)
 {
 	struct rlimit	 rl;
-	uint64_t	 need;
+	uint64_t	 need, lim;
+	const char	*vopt;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;
@@ -152,16 +156,33 @@ raise_nofile(const struct server *srv)
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return;
+	lim = rl.rlim_cur;
+	vopt = strcmp(getprogname(), "ivshmem-server") == 0 ? "-n" : "-P";
+	if (srv->peermode && 2 * (1 + (uint64_t)srv->nvectors) + FD_RESERVE >
+	    lim)
+		fatalx("%s %u: two peers and the server need %ju descriptors, "
+		    "more than the limit of %ju (ulimit -n)", vopt,
+		    srv->nvectors, (uintmax_t)(2 * (1 + srv->nvectors) +
+		    FD_RESERVE), (uintmax_t)lim);
 	if (srv->peermode)
-		need = (uint64_t)srv->maxclients * (1 + srv->nvectors);
+		need = (uint64_t)srv->maxclients * (1 + srv->nvectors) +
+		    FD_RESERVE;
 	else
 		need = (uint64_t)srv->maxclients * 4;
-	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur)
-		log_warnx("-c %u: %s may need %ju descriptors, more than the "
-		    "limit of %ju (ulimit -n): past it, connections wait",
-		    srv->maxclients, srv->peermode ? "the peers and their "
-		    "vectors" : "the clients and their replies", (uintmax_t)need,
-		    (uintmax_t)rl.rlim_cur);
+	if (need <= lim)
+		return;
+	if (cflag && srv->peermode)
+		fatalx("-c %u: %u peers of %u vectors need %ju descriptors, "
+		    "more than the limit of %ju (ulimit -n)", srv->maxclients,
+		    srv->maxclients, srv->nvectors, (uintmax_t)need,
+		    (uintmax_t)lim);
+	if (cflag)
+		log_warnx("-c %u: the clients and their replies may need %ju "
+		    "descriptors, more than the limit of %ju (ulimit -n): "
+		    "past it, connections wait", srv->maxclients,
+		    (uintmax_t)need, (uintmax_t)lim);
 }
 
 static gid_t
@@ -268,6 +289,7 @@ struct opts {
 	const char	*user;
 	const char	*pidfile;
 	gid_t		 gid;
+	int		 cflag;
 	int		 dflag;
 	int		 nflag;
 	int		 verbose;
@@ -320,6 +342,7 @@ options(int argc, char *argv[], struct opts *o, struct server *srv,
 			srv->maxclients = strtonum(optarg, 1, 65536, &errstr);
 			if (errstr != NULL)
 				fatalx("-c %s: %s", optarg, errstr);
+			o->cflag = 1;
 			break;
 		case 'd':
 			o->dflag = 1;
@@ -494,15 +517,68 @@ pid_open(const char *path, struct stat *sb)
 }
 
 /* Once detached: the daemon's own pid. */
-static void
+static int
 pid_write(const char *path, int fd)
 {
 	char	 buf[32];
 	int	 n;
 
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, n, 0) != n)
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, n, 0) != n) {
 		log_warn("%s", path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Detach as daemon(3) does, except that the starting process waits for
+ * the detached one to have written its pid file: a failure to write it
+ * is reported on the terminal, while the standard error output is still
+ * there, and in the exit status of the command.  -1 in the detached
+ * process if the pid file could not be written.
+ */
+static int
+detach(const char *pidfile, int pidfd)
+{
+	ssize_t	 n;
+	char	 c = 'n';
+	int	 p[2], fd;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		fatal("pipe");
+	switch (fork()) {
+	case -1:
+		fatal("fork");
+	case 0:
+		break;
+	default:
+		/* One byte: started.  End of file: it said why and exits. */
+		close(p[1]);
+		do {
+			n = read(p[0], &c, 1);
+		} while (n == -1 && errno == EINTR);
+		_exit(n == 1 && c == 'y' ? 0 : 1);
+	}
+	close(p[0]);
+	if (setsid() == -1)
+		fatal("setsid");
+	/* On failure p[1] stays open until exit, after the clean-up. */
+	if (pidfd != -1 && pid_write(pidfile, pidfd) == -1)
+		return -1;
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	if ((fd = open("/dev/null", O_RDWR)) == -1)
+		fatal("/dev/null");
+	(void)dup2(fd, STDIN_FILENO);
+	(void)dup2(fd, STDOUT_FILENO);
+	(void)dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+	c = 'y';
+	(void)write(p[1], &c, 1);
+	close(p[1]);
+	return 0;
 }
 
 /* Remove the pid file if it is still the one written, with our pid. */
@@ -641,7 +717,7 @@ main(int argc, char *argv[])
 	qemu.ownpgrp = !o.dflag;
 
 	/* Set up what both processes need, while still privileged. */
-	raise_nofile(&srv);
+	raise_nofile(&srv, o.cflag);
 	sigfd = signals_init();
 	mode = o.gid == (gid_t)-1 ? 0600 : 0660;
 	/*
@@ -671,11 +747,14 @@ main(int argc, char *argv[])
 		exit(1);
 	}
 	if (!o.dflag) {
-		if (daemon(0, 0) == -1)
-			fatal("daemon");
+		if (detach(o.pidfile, pidfd) == -1) {
+			close(pidfd);
+			listener_close(&srv.qemu);
+			listener_close(&srv.client);
+			layout_free(&layout);
+			exit(1);
+		}
 		log_init(0, LOG_DAEMON);
-		if (pidfd != -1)
-			pid_write(o.pidfile, pidfd);
 	}
 	if (srv.peermode && layout.nregions > srv.nvectors)
 		log_warnx("%u regions but %u vectors per peer: the vectors of "

@@ -283,4 +283,49 @@ void	signals_hold(int);
 const char *exit_status(int);
 int	child_stop(pid_t, const char *, int);
 
+/* peerq.c: the news for each peer, and the descriptors it costs */
+struct vecset {
+	unsigned int	 id;
+	unsigned int	 nvec;
+	const int	*fds;		/* one eventfd per vector */
+	int		*own;		/* fds, unless borrowed */
+	unsigned int	 refs;		/* its peer's, and each queued fd's */
+	unsigned int	 weak;		/* queued leaves, which only name it */
+	unsigned int	 mark;
+	int		 borrowed;	/* fds that outlive every peer */
+	int		 gone;		/* its peer has left */
+};
+
+#define PQ_HS		0x1	/* part of a handshake, checked before it */
+#define PQ_LEAVE	0x2	/* a leave: names its set, holds no fd */
+
+struct pqmsg;
+struct peerq {
+	TAILQ_ENTRY(peerq)	 entry;
+	int			 fd;
+	struct pqmsg		*ring;
+	unsigned int		 head, len, cap;
+	unsigned int		 unread;	/* fds sent, maybe not read */
+	int			 waiting;	/* for a tick, not POLLOUT */
+	int			 full;		/* its socket, at the last try */
+	unsigned int		 gonegen;
+};
+
+extern unsigned int	 pq_nwaiting;
+
+void		 pq_limits(unsigned int, unsigned int, unsigned int);
+struct vecset	*vecset_new(unsigned int, unsigned int);
+struct vecset	*vecset_adopt(unsigned int, int *, unsigned int);
+void		 vecset_borrow(struct vecset *, unsigned int, const int *,
+		    unsigned int);
+void		 vecset_gone(struct vecset *);
+void		 pq_init(struct peerq *, int);
+void		 pq_free(struct peerq *);
+int		 pq_put(struct peerq *, int64_t, int, struct vecset *, int);
+int		 pq_flush(struct peerq *);
+int		 pq_forget(struct peerq *, struct vecset *);
+void		 pq_compress(struct peerq *);
+int		 pq_toomany(void);
+const char	*pq_admit(unsigned int, unsigned int);
+
 #endif /* IVSERVER_H */

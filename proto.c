@@ -11,7 +11,6 @@
  */
 
 #include <sys/types.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -40,7 +39,6 @@
 #include "log.h"
 
 #define VM_PEER_ID		1
-#define PEER_QUEUE_MAX		65536	/* messages waiting for one peer */
 #define ACCEPT_BACKOFF		100	/* ms without accept after EMFILE */
 #define ACCEPT_BATCH		64	/* clients accepted in one round */
 #define REFUSED_ID		(-1)	/* fatal to QEMU during its setup */
@@ -60,25 +58,16 @@ struct logquota {
 	unsigned int		 dropped;
 };
 
-/* One 8-byte message, with an fd we own, waiting for a slow peer. */
-struct msg {
-	STAILQ_ENTRY(msg)	 entry;
-	int64_t			 val;
-	int			 fd;
-};
-
 struct peer {
 	TAILQ_ENTRY(peer)	 entry;
 	int			 fd;	/* -1: the server's own peer */
 	unsigned int		 id;
 	const int		*vec;	/* eventfds, one per vector */
-	int			*own;	/* vec, when this peer owns them */
+	struct vecset		*set;	/* vec, shared with the news of it */
 	unsigned int		 nvec;
-	STAILQ_HEAD(, msg)	 outq;
-	unsigned int		 qlen;
+	struct peerq		 q;	/* what it is yet to be told */
 	int			 joined; /* has an ID and vectors */
-	int			 closing; /* close once outq drains */
-	int			 stalled; /* ETOOMANYREFS: retry on a tick */
+	int			 closing; /* close once q drains */
 	int			 dead;
 	int			 held;	/* the parent holds its connection */
 	pid_t			 pid;
@@ -118,6 +107,7 @@ static TAILQ_HEAD(, peer)	 peers = TAILQ_HEAD_INITIALIZER(peers);
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
 static TAILQ_HEAD(, conn)	 drains = TAILQ_HEAD_INITIALIZER(drains);
 static struct peer		 self;	/* peer 0 */
+static struct vecset		 selfset, vmset;
 static int			*g2h, *h2g;
 static unsigned int		 nconns, nvms;
 static unsigned char		 idmap[(IVSHM_PEER_MAX + 1) / 8];
@@ -125,7 +115,6 @@ static unsigned int		 nextid;
 static int64_t			 accept_resume;
 static struct server		*srv;
 static unsigned int		 inflight, inflight_max;
-static unsigned int		 nstalled;
 static int64_t			 logsecond;
 static unsigned int		 loglines;
 static unsigned long		 logdropped;
@@ -307,36 +296,15 @@ send_fds(int s, const void *buf, size_t len, const int *fds, int nfds)
  * QEMU side.
  */
 
-/*
- * One message: 1 sent, 0 to be retried (the socket is full, or the
- * serving user has too many fds in flight, which the peer is not to
- * blame for: it waits for a tick), -1 on an error.
- */
-static int
-peer_sendmsg(struct peer *p, int64_t val, int fd)
-{
-	uint64_t	 le = htole64((uint64_t)val);
-	ssize_t		 n;
-
-	n = send_fds(p->fd, &le, sizeof(le), &fd, fd == -1 ? 0 : 1);
-	if (n == -1 && errno == ETOOMANYREFS) {
-		log_toomanyrefs();
-		if (!p->stalled)
-			nstalled++;
-		p->stalled = 1;
-		return 0;
-	}
-	if (n == -1 || (n > 0 && n != sizeof(le)))
-		return -1;	/* 8 bytes in a fresh skb are never split */
-	return n == 0 ? 0 : 1;
-}
-
 /* A peer that has just closed is the usual case: its EOF comes next. */
 static void
 peer_send_failed(struct peer *p)
 {
 	if (errno == EPIPE || errno == ECONNRESET)
 		log_debug("peer %u: gone while being told", p->id);
+	else if (errno == ENOBUFS)
+		qlog(&p->quota, LOG_ERR, "peer %u: too many messages waiting; "
+		    "disconnecting", p->id);
 	else
 		qlog(&p->quota, LOG_ERR, "peer %u: send: %s", p->id,
 		    strerror(errno));
@@ -344,47 +312,16 @@ peer_send_failed(struct peer *p)
 }
 
 /*
- * Queue one message to a peer: straight onto the socket when nothing
- * waits before it, else behind the others with a duplicate of the fd,
- * since the original may be closed before the peer drains its queue.
+ * Queue one message to a peer, its fd held open by set (NULL: an fd as
+ * old as the server); peer_flush sends what is queued.
  */
 static void
-peer_send(struct peer *p, int64_t val, int fd)
+peer_send(struct peer *p, int64_t val, int fd, struct vecset *set, int flags)
 {
-	struct msg	*m;
-	int		 rv;
-
 	if (p->fd == -1 || p->dead)
 		return;
-	if (STAILQ_EMPTY(&p->outq)) {
-		if ((rv = peer_sendmsg(p, val, fd)) == 1)
-			return;
-		if (rv == -1) {
-			peer_send_failed(p);
-			return;
-		}
-	}
-	if (p->qlen >= PEER_QUEUE_MAX) {
-		log_warnx("peer %u: %u messages waiting; disconnecting",
-		    p->id, p->qlen);
-		p->dead = 1;
-		return;
-	}
-	if ((m = malloc(sizeof(*m))) == NULL) {
-		log_warn("peer %u: queue", p->id);
-		p->dead = 1;
-		return;
-	}
-	m->val = val;
-	m->fd = -1;
-	if (fd != -1 && (m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-		log_warn("peer %u: dup", p->id);
-		free(m);
-		p->dead = 1;
-		return;
-	}
-	STAILQ_INSERT_TAIL(&p->outq, m, entry);
-	p->qlen++;
+	if (pq_put(&p->q, val, fd, set, flags) == -1)
+		peer_send_failed(p);
 }
 
 static void	peer_admitted(struct peer *);
@@ -392,27 +329,11 @@ static void	peer_admitted(struct peer *);
 static void
 peer_flush(struct peer *p)
 {
-	struct msg	*m;
-	int		 rv;
-
-	if (p->stalled) {
-		p->stalled = 0;
-		nstalled--;
-	}
-	while ((m = STAILQ_FIRST(&p->outq)) != NULL) {
-		if ((rv = peer_sendmsg(p, m->val, m->fd)) == 0)
-			return;
-		if (rv == -1) {
-			peer_send_failed(p);
-			return;
-		}
-		STAILQ_REMOVE_HEAD(&p->outq, entry);
-		p->qlen--;
-		if (m->fd != -1)
-			close(m->fd);
-		free(m);
-	}
-	if (p->closing)
+	if (p->fd == -1 || p->dead)
+		return;
+	if (pq_flush(&p->q) == -1)
+		peer_send_failed(p);
+	else if (p->closing && p->q.len == 0)
 		p->dead = 1;
 	peer_admitted(p);
 }
@@ -420,30 +341,20 @@ peer_flush(struct peer *p)
 static void
 peer_free(struct peer *p)
 {
-	struct msg	*m;
-	unsigned int	 v;
-
-	while ((m = STAILQ_FIRST(&p->outq)) != NULL) {
-		STAILQ_REMOVE_HEAD(&p->outq, entry);
-		if (m->fd != -1)
-			close(m->fd);
-		free(m);
-	}
-	if (p->stalled)
-		nstalled--;
 	quota_end(&p->quota, "peer", p->id);
-	if (p->fd != -1)
+	if (p->fd != -1) {
+		pq_free(&p->q);
 		close(p->fd);
-	if (p->own != NULL) {
-		for (v = 0; v < p->nvec; v++)
-			if (p->own[v] != -1)
-				close(p->own[v]);
-		free(p->own);
 	}
+	vecset_gone(p->set);
 	free(p);
 }
 
-/* Tell every other peer that p is gone, then forget it. */
+/*
+ * Tell every other peer that p is gone, then forget it.  A peer that
+ * is behind (see pq_forget) hears nothing of p if it has not begun to
+ * take p's join.
+ */
 static void
 peer_leave(struct peer *p)
 {
@@ -458,8 +369,12 @@ peer_leave(struct peer *p)
 		    (long)p->pid);
 		if (p->held)
 			server_drop(p->id);
-		TAILQ_FOREACH(q, &peers, entry)
-			peer_send(q, p->id, -1);
+		TAILQ_FOREACH(q, &peers, entry) {
+			if (q->fd == -1 || q->dead || pq_forget(&q->q, p->set))
+				continue;
+			peer_send(q, p->id, -1, p->set, PQ_LEAVE);
+			peer_flush(q);
+		}
 		conn_vm_event(IVSHM_EVENT_DETACH, p);
 	}
 	peer_free(p);
@@ -477,23 +392,25 @@ peer_join(struct peer *p)
 	struct peer	*q;
 	unsigned int	 v;
 
-	peer_send(p, IVSHM_CLIENT_VERSION, -1);
-	peer_send(p, p->id, -1);
-	peer_send(p, -1, srv->layout->shmfd);
+	peer_send(p, IVSHM_CLIENT_VERSION, -1, NULL, PQ_HS);
+	peer_send(p, p->id, -1, NULL, PQ_HS);
+	peer_send(p, -1, srv->layout->shmfd, NULL, PQ_HS);
 	TAILQ_FOREACH(q, &peers, entry) {
 		if (q == p || !q->joined)
 			continue;
 		for (v = 0; v < q->nvec; v++)
-			peer_send(p, q->id, q->vec[v]);
+			peer_send(p, q->id, q->vec[v], q->set, PQ_HS);
 	}
 	for (v = 0; v < p->nvec; v++)
-		peer_send(p, p->id, p->vec[v]);
+		peer_send(p, p->id, p->vec[v], p->set, PQ_HS);
+	peer_flush(p);
 	/* The others learn of it last: the newcomer's setup waits on us. */
 	TAILQ_FOREACH(q, &peers, entry) {
 		if (q == p || !q->joined)
 			continue;
 		for (v = 0; v < p->nvec; v++)
-			peer_send(q, p->id, p->vec[v]);
+			peer_send(q, p->id, p->vec[v], p->set, 0);
+		peer_flush(q);
 	}
 	peer_admitted(p);
 }
@@ -507,10 +424,31 @@ static void
 peer_admitted(struct peer *p)
 {
 	if (p->held || !p->joined || p->closing || p->dead || p->fd == -1 ||
-	    !STAILQ_EMPTY(&p->outq))
+	    p->q.len != 0)
 		return;
 	p->held = 1;
-	server_hold(p->fd, p->id, p->own, p->own != NULL ? p->nvec : 0);
+	/* Host mode's are the parent's own already. */
+	if (srv->peermode)
+		server_hold(p->fd, p->id, p->set->fds, p->nvec);
+	else
+		server_hold(p->fd, p->id, NULL, 0);
+}
+
+/*
+ * Whether p's whole handshake can be served now: its own fds, and the
+ * fds in flight of its handshake, within the budgets.  Nothing may be
+ * sent before this holds: QEMU spins on a handshake cut short.
+ */
+static const char *
+peer_fits(const struct peer *p, unsigned int nvec)
+{
+	struct peer	*q;
+	unsigned int	 hs = 1 + nvec;
+
+	TAILQ_FOREACH(q, &peers, entry)
+		if (q != p && q->joined)
+			hs += q->nvec;
+	return pq_admit(hs, srv->peermode ? nvec : 0);
 }
 
 /*
@@ -523,10 +461,9 @@ peer_refuse(struct peer *p, const char *why)
 	qlog(&p->quota, LOG_ERR, "%s (pid %ld) refused: %s",
 	    srv->peermode ? "peer" : "VM", (long)p->pid, why);
 	p->closing = 1;
-	peer_send(p, IVSHM_CLIENT_VERSION, -1);
-	peer_send(p, REFUSED_ID, -1);
-	if (STAILQ_EMPTY(&p->outq))
-		p->dead = 1;
+	peer_send(p, IVSHM_CLIENT_VERSION, -1, NULL, 0);
+	peer_send(p, REFUSED_ID, -1, NULL, 0);
+	peer_flush(p);
 }
 
 /*
@@ -554,41 +491,37 @@ peer_newid(unsigned int *id)
 static int
 peer_vectors(struct peer *p)
 {
-	unsigned int	 v;
+	const char	*why;
 
 	if (nvms >= srv->maxclients) {
 		peer_refuse(p, "the limit of peers is reached (-c raises it)");
+		return -1;
+	}
+	if ((why = peer_fits(p, srv->nvectors)) != NULL) {
+		peer_refuse(p, why);
 		return -1;
 	}
 	if (peer_newid(&p->id) == -1) {
 		peer_refuse(p, "no free peer ID");
 		return -1;
 	}
-	p->nvec = srv->nvectors;
-	if ((p->own = calloc(p->nvec, sizeof(int))) == NULL) {
-		log_warn("peer %u", p->id);
-		goto fail;
+	if ((p->set = vecset_new(p->id, srv->nvectors)) == NULL) {
+		log_warn("peer %u: eventfds", p->id);
+		idmap[p->id / 8] &= ~(1U << (p->id % 8));
+		peer_refuse(p, "out of resources");
+		return -1;
 	}
-	for (v = 0; v < p->nvec; v++)
-		p->own[v] = -1;
-	for (v = 0; v < p->nvec; v++)
-		if ((p->own[v] = eventfd(0, EFD_CLOEXEC)) == -1) {
-			log_warn("peer %u: eventfd", p->id);
-			goto fail;
-		}
-	p->vec = p->own;
+	p->nvec = p->set->nvec;
+	p->vec = p->set->fds;
 	return 0;
- fail:
-	idmap[p->id / 8] &= ~(1U << (p->id % 8));
-	peer_refuse(p, "out of resources");
-	return -1;
 }
 
 static void
 peer_accept(void)
 {
 	struct peer	*p;
-	char		 why[128];
+	char		 buf[128];
+	const char	*why;
 	uid_t		 uid;
 	gid_t		 gid;
 	int		 s;
@@ -602,7 +535,7 @@ peer_accept(void)
 	}
 	p->fd = s;
 	quota_init(&p->quota);
-	STAILQ_INIT(&p->outq);
+	pq_init(&p->q, s);
 	peer_cred(s, &p->pid, &uid, &gid);
 	TAILQ_INSERT_TAIL(&peers, p, entry);
 	if (srv->launched) {
@@ -612,10 +545,10 @@ peer_accept(void)
 			return;
 		}
 	} else if (!allowed(uid, gid)) {
-		snprintf(why, sizeof(why), "uid %ld gid %ld not in the allow "
+		snprintf(buf, sizeof(buf), "uid %ld gid %ld not in the allow "
 		    "list (-a %ld or -a :%ld admits it)", (long)uid, (long)gid,
 		    (long)uid, (long)gid);
-		peer_refuse(p, why);
+		peer_refuse(p, buf);
 		return;
 	}
 	if (srv->peermode) {
@@ -627,7 +560,12 @@ peer_accept(void)
 			    "serves one; -P serves several as peers)");
 			return;
 		}
+		if ((why = peer_fits(p, vmset.nvec)) != NULL) {
+			peer_refuse(p, why);
+			return;
+		}
 		p->id = VM_PEER_ID;
+		p->set = &vmset;
 		p->vec = h2g;
 		p->nvec = srv->layout->nregions;
 	}
@@ -1089,7 +1027,7 @@ proto_pollset(struct pollset *ps)
 	struct peer	*p;
 	struct conn	*c;
 	int64_t		 now = now_ms(), next = -1;
-	int		 tick = nstalled > 0;
+	int		 tick = pq_nwaiting > 0;
 	short		 ev;
 
 	if (accept_resume > now)
@@ -1105,8 +1043,8 @@ proto_pollset(struct pollset *ps)
 	TAILQ_FOREACH(p, &peers, entry)
 		if (p->fd != -1)
 			pollset_add(ps, p->fd, POLLIN |
-			    (STAILQ_EMPTY(&p->outq) || p->stalled ? 0 :
-			    POLLOUT), POLL_PEER, p);
+			    (p->q.len == 0 || p->q.waiting ? 0 : POLLOUT),
+			    POLL_PEER, p);
 	TAILQ_FOREACH(c, &conns, entry) {
 		if (c->state != C_SEND)
 			ev = POLLIN;
@@ -1200,9 +1138,13 @@ proto_reap(void)
 			conn_free(c);
 		}
 	}
-	TAILQ_FOREACH(p, &peers, entry)
-		if (p->stalled && !p->dead)
+	TAILQ_FOREACH(p, &peers, entry) {
+		if (p->fd == -1 || p->dead || p->q.len == 0)
+			continue;
+		pq_compress(&p->q);
+		if (p->q.waiting)
 			peer_flush(p);
+	}
 	/* A leaving peer may make others fail in turn: repeat. */
 	for (;;) {
 		TAILQ_FOREACH_SAFE(p, &peers, entry, tp)
@@ -1232,20 +1174,20 @@ proto_adopt(int fd, unsigned int id, int *vec, unsigned int nvec)
 	p->fd = fd;
 	p->id = id;
 	quota_init(&p->quota);
-	STAILQ_INIT(&p->outq);
+	pq_init(&p->q, fd);
 	peer_cred(fd, &p->pid, &uid, &gid);
 	if (srv->peermode) {
-		p->own = vec;
-		p->vec = vec;
-		p->nvec = nvec;
+		if ((p->set = vecset_adopt(id, vec, nvec)) == NULL)
+			fatal("peer %u: adopt", id);
 		idmap[id / 8] |= 1U << (id % 8);
 		if (id >= nextid)
 			nextid = (id + 1) & IVSHM_PEER_MAX;
 	} else {
 		free(vec);
-		p->vec = h2g;
-		p->nvec = srv->layout->nregions;
+		p->set = &vmset;
 	}
+	p->vec = p->set->fds;
+	p->nvec = p->set->nvec;
 	p->joined = 1;
 	p->held = 1;
 	nvms++;
@@ -1274,6 +1216,10 @@ proto_init(struct server *s)
 	srv = s;
 	/* Half the serving user's limit for clients, half for the VMs. */
 	inflight_max = s->nofile / 2 > 3 ? s->nofile / 2 : 3;
+	/* Peer mode has no clients: its peers may have it all. */
+	pq_limits(s->nofile, s->peermode ? s->nofile - s->nofile / 8 :
+	    s->nofile / 2 - s->nofile / 8, s->peermode ? s->nvectors :
+	    l->nregions);
 	if (s->peermode)
 		return;
 	if ((g2h = calloc(l->nregions, sizeof(int))) == NULL ||
@@ -1283,12 +1229,14 @@ proto_init(struct server *s)
 		g2h[i] = l->regions[i].g2h;
 		h2g[i] = l->regions[i].h2g;
 	}
+	vecset_borrow(&selfset, 0, g2h, l->nregions);
+	vecset_borrow(&vmset, VM_PEER_ID, h2g, l->nregions);
 	self.fd = -1;
 	self.id = 0;
+	self.set = &selfset;
 	self.vec = g2h;
 	self.nvec = l->nregions;
 	self.joined = 1;
-	STAILQ_INIT(&self.outq);
 	TAILQ_INSERT_TAIL(&peers, &self, entry);
 }
 

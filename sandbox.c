@@ -166,6 +166,8 @@ static const struct sock_filter filter[] = {
 	 * for it to hold across a restart of this process.
 	 */
 	SC_ALLOW(__NR_sendmsg),
+	/* A peer's queued messages in one call, each with its one fd. */
+	SC_ALLOW(__NR_sendmmsg),
 	/*
 	 * SIOCOUTQ: whether a client has read the fds sent to it.  And
 	 * TCGETS, isatty(3), which sanitizer runtimes ask of stderr.
@@ -173,7 +175,7 @@ static const struct sock_filter filter[] = {
 	SC_ALLOW_ONLY(__NR_ioctl, 1, SIOCOUTQ, TCGETS, SIOCOUTQ),
 	/* SO_PEERCRED: who each connection is, for the allow lists. */
 	SC_ALLOW(__NR_getsockopt),
-	/* Connections that end, fds queued for a peer once sent. */
+	/* Connections that end; a gone peer's eventfds, its news sent. */
 	SC_ALLOW(__NR_close),
 	/* Peer mode: each peer's vectors. */
 	SC_ALLOW(__NR_eventfd2),

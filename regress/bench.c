@@ -10,8 +10,9 @@
  *	ivbench start -x server -D dir -f layout [-l label] [-r runs] [-T]
  *	ivbench hsonly -s socket [-n count]
  *	ivbench floorsrv socket
+ *	ivbench peerfloor socket vectors
  *
- * and every command but floorsrv also takes -C cpu, to put the client
+ * and every command but floorsrv and peerfloor also takes -C cpu, to put the client
  * on that CPU, -S cpu, to put every server it starts, real or floor,
  * on that one, and -R region, the name to ask for (hwcomposer, of the
  * built-in layout).  -T checks the targets of the figure, -l names the
@@ -191,6 +192,7 @@ static int	 cmd_burst(struct opts *);
 static int	 cmd_vm(struct opts *);
 static int	 cmd_start(struct opts *);
 static int	 cmd_floorsrv(int, char *[]);
+static int	 cmd_peerfloor(int, char *[]);
 
 static __dead void
 usage(void)
@@ -208,7 +210,8 @@ usage(void)
 	    "       ivbench start -x server -D dir -f layout [-l label] "
 	    "[-r runs] [-T]\n"
 	    "       ivbench hsonly -s socket [-n count]\n"
-	    "       ivbench floorsrv socket\n");
+	    "       ivbench floorsrv socket\n"
+	    "       ivbench peerfloor socket vectors\n");
 	exit(2);
 }
 
@@ -1679,6 +1682,108 @@ cmd_start(struct opts *o)
 }
 
 /*
+ * The floor of peer mode: a server with no logic that sends a peer the
+ * same messages as ivserver, each with one blocking sendmsg, in the
+ * same order: the version, its ID, the shm, every other peer's
+ * eventfds, its own (eventfds made at its join); each other peer then
+ * gets its eventfds, and its ID when it leaves.  No queue, no budget,
+ * no check: what a sender must do at the least.
+ */
+#define PF_PEERS	1024
+
+struct pfpeer {
+	int	 s;
+	long	 id;
+	int	*fds;
+};
+
+static void
+pf_send(int s, int64_t val, int fd)
+{
+	uint64_t	 le = htole64((uint64_t)val);
+
+	/* A peer that has gone is seen at its EOF; nothing else to do. */
+	(void)send_fds(s, &le, sizeof(le), &fd, fd == -1 ? 0 : 1);
+}
+
+static void
+pf_join(struct pfpeer *pp, int np, int shm, int nvec)
+{
+	struct pfpeer	*p = &pp[np];
+	int		 i, v;
+
+	pf_send(p->s, IVSHM_CLIENT_VERSION, -1);
+	pf_send(p->s, p->id, -1);
+	pf_send(p->s, -1, shm);
+	for (i = 0; i < np; i++)
+		for (v = 0; v < nvec; v++)
+			pf_send(p->s, pp[i].id, pp[i].fds[v]);
+	for (v = 0; v < nvec; v++)
+		pf_send(p->s, p->id, p->fds[v]);
+	for (i = 0; i < np; i++)
+		for (v = 0; v < nvec; v++)
+			pf_send(pp[i].s, p->id, p->fds[v]);
+}
+
+static int
+cmd_peerfloor(int argc, char *argv[])
+{
+	struct pfpeer	 pp[PF_PEERS];
+	struct pollfd	 pfd[PF_PEERS + 1];
+	long		 nextid = 0, gone;
+	char		 buf[64];
+	int		 lfd, shm, nvec, np = 0, i, v, s;
+
+	if (argc != 3)
+		usage();
+	nvec = getnum(argv[2], 1, 1024, "vectors");
+	alarm(0);		/* it serves as long as the benchmark runs */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	lfd = floor_listen(argv[1]);
+	if ((shm = memfd_create("ivbench", MFD_CLOEXEC)) == -1 ||
+	    ftruncate(shm, 4 << 20) == -1)
+		err(1, "memfd");
+	for (;;) {
+		pfd[0].fd = lfd;
+		pfd[0].events = np < PF_PEERS ? POLLIN : 0;
+		for (i = 0; i < np; i++) {
+			pfd[1 + i].fd = pp[i].s;
+			pfd[1 + i].events = POLLIN;
+		}
+		if (poll(pfd, 1 + np, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			err(1, "peerfloor: poll");
+		}
+		for (i = np - 1; i >= 0; i--) {
+			if (pfd[1 + i].revents == 0 ||
+			    read(pp[i].s, buf, sizeof(buf)) > 0)
+				continue;
+			gone = pp[i].id;
+			close(pp[i].s);
+			for (v = 0; v < nvec; v++)
+				close(pp[i].fds[v]);
+			free(pp[i].fds);
+			pp[i] = pp[--np];
+			for (s = 0; s < np; s++)
+				pf_send(pp[s].s, gone, -1);
+		}
+		if (!(pfd[0].revents & POLLIN) ||
+		    (s = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1)
+			continue;
+		pp[np].s = s;
+		pp[np].id = nextid++ & 0xffff;
+		if ((pp[np].fds = calloc(nvec, sizeof(int))) == NULL)
+			err(1, NULL);
+		for (v = 0; v < nvec; v++)
+			if ((pp[np].fds[v] = eventfd(0, EFD_CLOEXEC)) == -1)
+				err(1, "peerfloor: eventfd");
+		pf_join(pp, np, shm, nvec);
+		np++;
+	}
+}
+
+/*
  * The start-up floor, run as its own program: listen, fork a serving
  * child as the server does, wait for SIGTERM, clean up.
  */
@@ -1738,6 +1843,8 @@ main(int argc, char *argv[])
 	self_exe = exe;
 	if (strcmp(cmd, "floorsrv") == 0)
 		return cmd_floorsrv(argc - 1, argv + 1);
+	if (strcmp(cmd, "peerfloor") == 0)
+		return cmd_peerfloor(argc - 1, argv + 1);
 	signal(SIGALRM, on_fatal);
 	signal(SIGTERM, on_fatal);
 	signal(SIGINT, on_fatal);

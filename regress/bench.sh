@@ -232,53 +232,100 @@ fi
 
 # --- 7. peer mode: the k-th join, and what 100 peers cost ----------------
 
-say "7. peer mode: joins with 8 vectors, 100 peers"
-# present n: n peers are in, by the server's log.
-present() {
-	[ $(($(count 'attached as peer' "$T/peers.log") -
-	    $(count ') left$' "$T/peers.log"))) -eq "$1" ]
-}
-# hold: one more peer that stays until the fifo's one writer, the
+say "7. peer mode: joins with 8 vectors, 100 peers, beside a floor"
+# 200 joins and leaves of the k-th peer; at k = 100 each sends 3 + 99 x
+# 8 + 8 messages to the newcomer and 8 + 1 to each of the 99 others.
+JOINS=200
+PERJOIN=$((3 + 99 * 8 + 8 + 99 * 9))
+cpu_ns() { awk '{ print $1 }' "/proc/$1/schedstat"; }
+# hold sock: one more peer that stays until the fifo's one writer, the
 # script's fd 3, is closed.
 HOLDERS=
 hold() {
-	./peer -s "$T/peers" -n 8 -w 600000 <"$T/fifo" >/dev/null 2>&1 3>&- &
+	./peer -s "$1" -n 8 -w 600000 <"$T/fifo" >/dev/null 2>&1 3>&- &
 	HOLDERS="$HOLDERS $!"
 	held=$((held + 1))
 }
 at_exit 'exec 3>&-; for h in $HOLDERS; do kill "$h" 2>/dev/null; done'
-if start_server_cmd "$T/peers.log" "$T/peers" "$IVSERVER" -d -P 8 -c 200 \
-    -q "$T/peers"; then
-	# Opened after the server started, which must not hold it too.
-	mkfifo "$T/fifo" || exit 1
+# joins name sock pid: the k-th peer's joins for k = 1, 10, 100 on sock,
+# served by pid, into $T/join-name-k, and pid's CPU per message over
+# the joins of the 100th into $T/cpu-name.  Leaves 99 holders.
+joins() {
+	rm -f "$T/fifo"
+	mkfifo "$T/fifo" || return 1
 	exec 3<>"$T/fifo"
-	# Peers that stay, k - 1 of them, while the k-th joins 200 times.
 	held=0
 	for k in 1 10 100; do
 		while [ $held -lt $((k - 1)) ]; do
-			hold
+			hold "$2"
 		done
-		wait_for present "$held"
-		J=$(./peer -s "$T/peers" -n 8 -j 200 2>/dev/null)
-		printf 'row\t%s\t%s\t-\t-\t-\t-\n' \
-		    "7. peer join p50 / p99, k = $k, 8 vectors" \
-		    "$(echo "$J" | awk '{ print $3 " / " $5 " us" }')" \
-		    >> "$ROWS"
+		wait_for conns_are "$2" "$held" || return 1
+		_c0=$(cpu_ns "$3")
+		./peer -s "$2" -n 8 -j $JOINS 2>/dev/null 3>&- | \
+		    awk '{ print $3, $5 }' > "$T/join-$1-$k"
+		_c1=$(cpu_ns "$3")
 	done
-	hold			# the 100th
-	wait_for present "$held"
+	echo $(((_c1 - _c0) / (JOINS * PERJOIN))) > "$T/cpu-$1"
+}
+# unhold: the holders see the end of their input.
+unhold() {
+	exec 3>&-
+	for h in $HOLDERS; do await_pid "$h"; done
+	HOLDERS=
+}
+F=
+if start_server_cmd "$T/peers.log" "$T/peers" $SRVPIN "$IVSERVER" -d -P 8 \
+    -c 200 -q "$T/peers" && joins server "$T/peers" "$SERVERCHILD"; then
+	hold "$T/peers"		# the 100th
+	wait_for conns_are "$T/peers" "$held"
 	F=$(nfds "$SERVERCHILD")
 	R=$(rss_kb "$SERVERPID")
-	printf 'row\t%s\t%s\t-\t-\t-\t-\n' \
-	    "7. 100 peers of 8 vectors: server fds, RSS" \
-	    "$F fds, $R KiB" >> "$ROWS"
 else
 	run "7. peer mode" false
 fi
-exec 3>&-		# the holders see the end of their input
-for h in $HOLDERS; do await_pid "$h"; done
-HOLDERS=
+unhold
 stop_server
+$SRVPIN ./ivbench peerfloor "$T/pfloor" 8 2>"$T/pfloor.log" &
+PFLOOR=$!
+at_exit "kill $PFLOOR 2>/dev/null"
+if wait_for test -S "$T/pfloor" && joins floor "$T/pfloor" "$PFLOOR"; then
+	:
+else
+	run "7. peer mode floor" false
+fi
+unhold
+kill "$PFLOOR" 2>/dev/null
+await_pid "$PFLOOR"
+# p50 of name k
+p50() { awk '{ print $1 }' "$T/join-$1-$2" 2>/dev/null; }
+p99() { awk '{ print $2 }' "$T/join-$1-$2" 2>/dev/null; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0)
+    printf "%.2fx", a / b; else print "-" }'; }
+for k in 1 10 100; do
+	tgt=- met=-
+	if [ $k = 100 ]; then
+		tgt="p50 <= 1.2x floor"
+		met=$(awk -v a="$(p50 server $k)" -v b="$(p50 floor $k)" \
+		    'BEGIN { print (a > 0 && b > 0 && a <= 1.2 * b) ? "yes" : "NO" }')
+	fi
+	printf 'row\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+	    "7. peer join p50 / p99, k = $k, 8 vectors" \
+	    "$(p50 server $k) / $(p99 server $k) us" \
+	    "$(p50 floor $k) / $(p99 floor $k) us" \
+	    "$(ratio "$(p50 server $k)" "$(p50 floor $k)")" "$tgt" "$met" \
+	    >> "$ROWS"
+done
+CS=$(cat "$T/cpu-server" 2>/dev/null)
+CF=$(cat "$T/cpu-floor" 2>/dev/null)
+printf 'row\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    "7. server CPU per delivered message, k = 100" "${CS:--} ns" \
+    "${CF:--} ns" "$(ratio "${CS:-0}" "${CF:-0}")" "<= 544 ns" \
+    "$([ -n "$CS" ] && [ "$CS" -le 544 ] && echo yes || echo NO)" >> "$ROWS"
+printf 'row\t%s\t%s\t-\t-\t-\t-\n' \
+    "7. 100 peers of 8 vectors: server fds, RSS" "$F fds, $R KiB" >> "$ROWS"
+printf 'note\t7: %s\n' "$JOINS joins and leaves of the k-th peer; CPU of \
+the serving process over those of the 100th, $PERJOIN messages each" \
+    >> "$ROWS"
 
 # --- 8. libivshm ----------------------------------------------------------
 
@@ -372,6 +419,9 @@ cat <<'EOF'
   5   ivbench floorsrv: exec, listen, fork a serving child
   6   the server of 1c (its serving child) under callgrind; both
       runs of 1 and of 1001 handshakes, the difference over 1000
+  7   ivbench peerfloor: a peer-mode server with no logic, one
+      blocking sendmsg per message, the same messages in the same
+      order to the same kind of readers (regress/peer)
   8   the same handshake by hand with blocking calls (connect,
       version, request, 16 bytes + 3 fds, close), alternating with
       libivshm's, 5000 each

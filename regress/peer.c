@@ -2,7 +2,7 @@
  * peer: a minimal peer of an ivshmem server in peer mode, speaking the
  * protocol as QEMU's ivshmem-doorbell device does, for the tests.
  *
- *	peer [-bv] [-c count | -j count] [-l size] [-n vectors] [-t ms]
+ *	peer [-bvz] [-c count | -j count] [-l size] [-n vectors] [-t ms]
  *	    [-w ms] -s socket
  *
  * It connects, reads the handshake, checks every message of it and
@@ -33,9 +33,15 @@
  *		eventfd; "wait leaves N" is answered "leaves N" once N
  *		peers have left since it joined, at once if they have, so
  *		that a test can know the last leave has come before it ends
- *		the input; any other line is answered "error".  An
+ *		the input; "wait peer P" is answered "peer P" once peer P
+ *		is present with all its fds, at once if it is, so that a
+ *		test knows all news before P's join has come; any other
+ *		line is answered "error".  An
  *		interrupt on the own vector V prints "irq V".  At the end
- *		it prints "joins J leaves L now ID,...".
+ *		it prints "joins J leaves L now ID,...";
+ *	-z	connect, print "connected", and read nothing, not even the
+ *		handshake, until standard input ends: a peer that never
+ *		reads.
  *
  * -l checks the size of the shared memory, -n (1) gives the vectors per
  * peer, -t (30000) the deadline of every read, -v traces to stderr.  A
@@ -105,9 +111,11 @@ static void		 run_joins(long);
 static void		 run_byte(void);
 static void		 run_cycles(long);
 static void		 run_watch(long);
-static void		 watch_cmd(struct conn *, char *, long *);
+static void		 run_silent(void);
+static void		 watch_cmd(struct conn *, char *, long *, long *);
 static void		 watch_ring(struct conn *, const char *, const char *);
 static void		 watch_wait(struct conn *, long *);
+static void		 watch_peer(struct conn *, long *);
 
 static const char	*sockpath;
 static int		 nvectors = 1;
@@ -121,7 +129,7 @@ static int		 shmseen;
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-bv] [-c count | -j count] [-l size] "
+	fprintf(stderr, "usage: %s [-bvz] [-c count | -j count] [-l size] "
 	    "[-n vectors] [-t ms]\n\t[-w ms] -s socket\n", getprogname());
 	exit(1);
 }
@@ -497,6 +505,20 @@ run_joins(long count)
 	free(us);
 }
 
+/* A peer that never reads: the server is to wait for it, not drop it. */
+static void
+run_silent(void)
+{
+	struct conn	 c;
+	char		 buf[64];
+
+	conn_open(&c);
+	printf("connected\n");
+	while (read(STDIN_FILENO, buf, sizeof(buf)) > 0)
+		;
+	conn_close(&c);
+}
+
 /* Any byte from a peer is a goodbye: the server must close on us. */
 static void
 run_byte(void)
@@ -569,9 +591,12 @@ run_cycles(long count)
 	    first, last, wraps, k);
 }
 
-/* An input line of the watcher: "ring P V" or "wait leaves N". */
+/*
+ * An input line of the watcher: "ring P V", "wait leaves N" or "wait
+ * peer P".
+ */
 static void
-watch_cmd(struct conn *c, char *line, long *waitfor)
+watch_cmd(struct conn *c, char *line, long *waitfor, long *waitpeer)
 {
 	const char	*errstr;
 	char		*word[4];
@@ -584,6 +609,15 @@ watch_cmd(struct conn *c, char *line, long *waitfor)
 	if (nword == 3 && strcmp(word[0], "ring") == 0) {
 		watch_ring(c, word[1], word[2]);
 		return;
+	}
+	if (nword == 3 && strcmp(word[0], "wait") == 0 &&
+	    strcmp(word[1], "peer") == 0 && *waitpeer == -1) {
+		n = strtonum(word[2], 0, NIDS - 1, &errstr);
+		if (errstr == NULL) {
+			*waitpeer = n;
+			watch_peer(c, waitpeer);
+			return;
+		}
 	}
 	if (nword == 3 && strcmp(word[0], "wait") == 0 &&
 	    strcmp(word[1], "leaves") == 0 && *waitfor == -1) {
@@ -632,6 +666,19 @@ watch_wait(struct conn *c, long *waitfor)
 	*waitfor = -1;
 }
 
+/* Answer a "wait peer P" once P is present with all its fds. */
+static void
+watch_peer(struct conn *c, long *waitpeer)
+{
+	struct peer	*p;
+
+	if (*waitpeer == -1 || (p = peer_find(c, *waitpeer)) == NULL ||
+	    p->nfd < nvectors)
+		return;
+	printf("peer %ld\n", *waitpeer);
+	*waitpeer = -1;
+}
+
 /* Follow the others, ring them on request, report our interrupts. */
 static void
 run_watch(long ms)
@@ -643,7 +690,7 @@ run_watch(long ms)
 	ssize_t		 n;
 	uint64_t	 cnt;
 	long long	 deadline;
-	long		 waitfor = -1;
+	long		 waitfor = -1, waitpeer = -1;
 	int64_t		 v;
 	int		 fd, k, nfd, done = 0;
 
@@ -672,6 +719,7 @@ run_watch(long ms)
 				errx(1, "the server closes on peer %ld", c.id);
 			notify(&c, v, fd);
 			watch_wait(&c, &waitfor);
+			watch_peer(&c, &waitpeer);
 		}
 		for (k = 0; k < nvectors; k++) {
 			if (pfd[2 + k].revents == 0)
@@ -695,7 +743,7 @@ run_watch(long ms)
 			line[len] = '\0';
 			while ((nl = strchr(line, '\n')) != NULL) {
 				*nl = '\0';
-				watch_cmd(&c, line, &waitfor);
+				watch_cmd(&c, line, &waitfor, &waitpeer);
 				s = nl + 1;
 				len -= s - line;
 				memmove(line, s, len + 1);
@@ -718,9 +766,9 @@ int
 main(int argc, char *argv[])
 {
 	long	 count = 0, watch = -1, joins = 0;
-	int	 byte = 0, ch;
+	int	 byte = 0, silent = 0, ch;
 
-	while ((ch = getopt(argc, argv, "bc:j:l:n:s:t:vw:")) != -1) {
+	while ((ch = getopt(argc, argv, "bc:j:l:n:s:t:vw:z")) != -1) {
 		switch (ch) {
 		case 'b':
 			byte = 1;
@@ -749,17 +797,22 @@ main(int argc, char *argv[])
 		case 'w':
 			watch = getnum(optarg, 0, INT_MAX, "wait");
 			break;
+		case 'z':
+			silent = 1;
+			break;
 		default:
 			usage();
 		}
 	}
 	if (sockpath == NULL || optind != argc ||
-	    byte + (count > 0) + (watch >= 0) + (joins > 0) > 1)
+	    byte + silent + (count > 0) + (watch >= 0) + (joins > 0) > 1)
 		usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	if (byte)
 		run_byte();
+	else if (silent)
+		run_silent();
 	else if (count > 0)
 		run_cycles(count);
 	else if (watch >= 0)

@@ -152,7 +152,8 @@ do_log(void)
 
 /*
  * What the poll loop does: poll, accept4, recvmsg, sendmsg with fds,
- * fcntl, close, malloc.  The sockets are made before the sandbox.
+ * sendmmsg (a peer's queued messages), fcntl, close, malloc.  The
+ * sockets are made before the sandbox.
  */
 
 static void
@@ -166,7 +167,8 @@ do_loop(void)
 		unsigned char	buf[CMSG_SPACE(3 * sizeof(int))];
 	}		 cm;
 	struct cmsghdr	*c;
-	char		 byte = 'x', *p;
+	struct mmsghdr	 mm[2];
+	char		 byte = 'x', two[2], *p;
 	int		 s, fds[3], d;
 
 	pfd.fd = lsock;
@@ -201,6 +203,12 @@ do_loop(void)
 	mh.msg_controllen = sizeof(cm.buf);
 	if (recvmsg(csock, &mh, 0) != 1)
 		_exit(14);
+	memset(mm, 0, sizeof(mm));
+	mm[0].msg_hdr.msg_iov = mm[1].msg_hdr.msg_iov = &iov;
+	mm[0].msg_hdr.msg_iovlen = mm[1].msg_hdr.msg_iovlen = 1;
+	if (sendmmsg(s, mm, 2, MSG_NOSIGNAL) != 2 ||
+	    read(csock, two, sizeof(two)) != 2)
+		_exit(16);
 	if ((p = malloc(1 << 20)) == NULL)
 		_exit(15);
 	memset(p, 1, 1 << 20);
@@ -236,8 +244,8 @@ main(void)
 	loop_setup();
 	st = sandboxed(do_loop);
 	report(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	    "poll, accept4, sendmsg and recvmsg with fds, close, malloc "
-	    "pass the filter");
+	    "poll, accept4, sendmsg and recvmsg with fds, sendmmsg, close, "
+	    "malloc pass the filter");
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		fprintf(stderr, "loop: status %#x\n", st);
 	st = sandboxed(do_open);
