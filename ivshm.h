@@ -152,6 +152,8 @@ struct ivshm_port {
 };
 
 struct ivshm_conn *ivshm_connect(const char *, char *, size_t);
+struct ivshm_conn *ivshm_connect_timeout(const char *, int, char *,
+	    size_t);
 void	ivshm_set_timeout(struct ivshm_conn *, int);
 int	ivshm_fd(const struct ivshm_conn *);
 const char *ivshm_error(const struct ivshm_conn *);

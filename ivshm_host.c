@@ -311,6 +311,16 @@ conn_greeting(struct ivshm_conn *c)
 struct ivshm_conn *
 ivshm_connect(const char *path, char *err, size_t errlen)
 {
+	return ivshm_connect_timeout(path, IVSHM_TIMEOUT, err, errlen);
+}
+
+/*
+ * The greeting too may take a while: a server at its -c limit lets a
+ * new client in only as another leaves.
+ */
+struct ivshm_conn *
+ivshm_connect_timeout(const char *path, int ms, char *err, size_t errlen)
+{
 	struct ivshm_conn	*c;
 	char			 dir[sizeof(c->path)];
 	int			 n, rv, saved;
@@ -320,7 +330,7 @@ ivshm_connect(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	c->fd = -1;
-	c->timeout = IVSHM_TIMEOUT;
+	c->timeout = ms < 0 ? -1 : ms;
 	if (path != NULL)
 		n = snprintf(c->path, sizeof(c->path), "%s", path);
 	else if (ivshm_rundir(dir, sizeof(dir)) == -1)

@@ -43,7 +43,8 @@ ivclient_connect(const char *path, int timeout)
 
 	deadline = now_ms() + timeout;
 	for (;;) {
-		if ((c = ivshm_connect(path, e, sizeof(e))) != NULL)
+		if ((c = ivshm_connect_timeout(path, ms_left(deadline), e,
+		    sizeof(e))) != NULL)
 			break;
 		if ((errno != ENOENT && errno != ECONNREFUSED &&
 		    errno != EAGAIN) || ms_left(deadline) == 0) {
