@@ -482,7 +482,7 @@ main(int argc, char *argv[])
 	if (bench) {
 		if (n == 0)
 			errx(1, "no kill was followed by a client served");
-		printf("row\t8. serving process killed, to the next client "
+		printf("row\t9. serving process killed, to the next client "
 		    "served, p50 / worst of %d\t%.1f / %.1f ms\t-\t-\t-\t-\n",
 		    n, lat[n / 2] / 1000.0, lat[n - 1] / 1000.0);
 		free(lat);
