@@ -576,7 +576,9 @@ detach(const char *pidfile, int pidfd)
 	if (fd > STDERR_FILENO)
 		close(fd);
 	c = 'y';
-	(void)write(p[1], &c, 1);
+	/* Lost, the byte becomes EOF: the starting process reports that. */
+	if (write(p[1], &c, 1) != 1)
+		log_debug("telling the starting process: %s", strerror(errno));
 	close(p[1]);
 	return 0;
 }

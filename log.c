@@ -77,7 +77,9 @@ vlog(int pri, const char *fmt, va_list ap)
 			n = sizeof(line);
 			line[n - 1] = '\n';
 		}
-		(void)write(STDERR_FILENO, line, n);
+		/* Nowhere to report a failed report. */
+		if (write(STDERR_FILENO, line, n) == -1)
+			n = 0;
 	} else if (log_procname != NULL)
 		syslog(pri, "%s: %s", log_procname, msg);
 	else

@@ -93,7 +93,9 @@ sighandler(int sig)
 	int		 saved = errno;
 	unsigned char	 c = (unsigned char)sig;
 
-	(void)write(sigpipe[1], &c, 1);
+	/* A full pipe already holds a wake-up: the loop reads them all. */
+	if (write(sigpipe[1], &c, 1) == -1)
+		c = 0;
 	errno = saved;
 }
 
