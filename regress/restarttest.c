@@ -58,6 +58,7 @@ static int	 sockets(pid_t, unsigned long *, int);
 static int	 same_sockets(pid_t);
 static int	 client_once(int, int);
 static int	 client_served(long long *);
+static void	 regions_free(void);
 static void	 in_flight(struct ivshm_conn *);
 static int	 ring_g2h(int);
 static int	 ring_h2g(int);
@@ -379,6 +380,17 @@ cmpll(const void *a, const void *b)
 	return (x < y ? -1 : x > y);
 }
 
+/* The long-lived client's regions, which libivshm allocated. */
+static void
+regions_free(void)
+{
+	int	i;
+
+	for (i = 0; i < nregions; i++)
+		ivclient_release(&regions[i]);
+	free(regions);
+}
+
 /* The long-lived client: every region on one connection, kept. */
 static int
 client_setup(int argc, char *argv[])
@@ -486,7 +498,7 @@ main(int argc, char *argv[])
 		    "served, p50 / worst of %d\t%.1f / %.1f ms\t-\t-\t-\t-\n",
 		    n, lat[n / 2] / 1000.0, lat[n - 1] / 1000.0);
 		free(lat);
-		free(regions);
+		regions_free();
 		return (n == kills ? 0 : 1);
 	}
 	check(n == kills, "%d kills of the serving process, each followed by "
@@ -518,6 +530,6 @@ main(int argc, char *argv[])
 	    "the first region still rings both ways");
 	qvm_kill(&vm);
 	free(lat);
-	free(regions);
+	regions_free();
 	return (check_failures() ? 1 : 0);
 }
