@@ -276,6 +276,7 @@ int	parent_main(struct server *, const struct passwd *, struct qemu *,
 #define SIGNAL_STOP	0x1	/* SIGTERM or SIGINT */
 #define SIGNAL_CHILD	0x2
 int64_t	now_ms(void);
+ssize_t	send_fds(int, const void *, size_t, const int *, int);
 uint64_t parse_size(const char *, const char **);
 int	signals_init(void);
 int	signals_read(void);

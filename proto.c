@@ -254,45 +254,6 @@ log_toomanyrefs(void)
 }
 
 /*
- * Send data with up to three fds in one message.  Returns bytes sent,
- * 0 when the socket is full, -1 on error.
- */
-static ssize_t
-send_fds(int s, const void *buf, size_t len, const int *fds, int nfds)
-{
-	struct msghdr	 mh;
-	struct iovec	 iov;
-	union {
-		struct cmsghdr	hdr;
-		unsigned char	buf[CMSG_SPACE(3 * sizeof(int))];
-	}		 cm;
-	struct cmsghdr	*c;
-	ssize_t		 n;
-
-	memset(&mh, 0, sizeof(mh));
-	iov.iov_base = (void *)(uintptr_t)buf;
-	iov.iov_len = len;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	if (nfds > 0) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-	}
-	do {
-		n = sendmsg(s, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	} while (n == -1 && errno == EINTR);
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return 0;
-	return n;
-}
-
-/*
  * QEMU side.
  */
 

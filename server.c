@@ -198,16 +198,9 @@ ipc_send(uint32_t type, unsigned int id, unsigned int first,
     unsigned int count, const int *fds)
 {
 	struct ipc_up	 r;
-	struct msghdr	 mh;
-	struct iovec	 iov;
 	struct pollfd	 pfd;
-	union {
-		struct cmsghdr	hdr;
-		unsigned char	buf[CMSG_SPACE(IPC_FDS_MAX * sizeof(int))];
-	}		 cm;
-	struct cmsghdr	*c;
-	unsigned int	 nfds = type == IPC_DROP ? 0 :
-			    type == IPC_HOLD ? 1 : count;
+	int		 nfds = type == IPC_DROP ? 0 :
+			    type == IPC_HOLD ? 1 : (int)count;
 	int64_t		 deadline = now_ms() + IPC_SEND_WAIT;
 	ssize_t		 n;
 
@@ -215,28 +208,11 @@ ipc_send(uint32_t type, unsigned int id, unsigned int first,
 	r.id = id;
 	r.first = first;
 	r.count = count;
-	memset(&mh, 0, sizeof(mh));
-	iov.iov_base = &r;
-	iov.iov_len = sizeof(r);
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	if (nfds > 0) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-	}
 	for (;;) {
-		n = sendmsg(ipcfd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = send_fds(ipcfd, &r, sizeof(r), fds, nfds);
 		if (n == (ssize_t)sizeof(r))
 			return 0;
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n != -1 || errno != EAGAIN || now_ms() >= deadline)
+		if (n != 0 || now_ms() >= deadline)
 			break;
 		pfd.fd = ipcfd;
 		pfd.events = POLLOUT;

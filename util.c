@@ -4,6 +4,8 @@
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -232,4 +234,48 @@ child_stop(pid_t pid, const char *what, int timeout)
 	while ((r = waitpid(pid, &status, 0)) == -1 && errno == EINTR)
 		;
 	return r == pid ? status : -1;
+}
+
+/*
+ * Send data with up to IPC_FDS_MAX fds in one message, without
+ * blocking: to a client, a VM, or the parent.  Returns bytes sent, 0
+ * when the socket is full, -1 on error.
+ */
+ssize_t
+send_fds(int s, const void *buf, size_t len, const int *fds, int nfds)
+{
+	struct msghdr	 mh;
+	struct iovec	 iov;
+	union {
+		struct cmsghdr	hdr;
+		unsigned char	buf[CMSG_SPACE(IPC_FDS_MAX * sizeof(int))];
+	}		 cm;
+	struct cmsghdr	*c;
+	ssize_t		 n;
+
+	if (nfds < 0 || nfds > IPC_FDS_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = (void *)(uintptr_t)buf;
+	iov.iov_len = len;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (nfds > 0) {
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	}
+	do {
+		n = sendmsg(s, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	return n;
 }
