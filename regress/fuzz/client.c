@@ -8,6 +8,7 @@
  * status, 40 for the start of a watch and 40 for each VM event after.
  */
 
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 
@@ -42,6 +43,17 @@ setup(void)
 	fsrv.nofile = 1024;
 	fsrv.timeout = 1000;
 	proto_init(&fsrv);
+}
+
+/* Bytes waiting to be read on s. */
+static int
+unread(int s)
+{
+	int	n;
+
+	if (ioctl(s, FIONREAD, &n) == -1)
+		abort();
+	return n;
 }
 
 /* Read and check what the server sent; returns bytes read. */
@@ -162,10 +174,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		for (i = 0; i < 40 && !c->dead && c->state != C_SEND; i++)
 			conn_input(c);
 	}
-	/* A reply held back leaves requests unread: take them too. */
-	for (i = 0; i < 2 * 32 && !c->dead; i++) {
+	/*
+	 * A reply held back leaves requests unread: take them too, as
+	 * many as the stream can hold (2 bytes the shortest), until
+	 * nothing is left to read.
+	 */
+	for (i = 0; i < 4 * (int)len + 64 && !c->dead; i++) {
 		if (c->state == C_SEND)
 			conn_output(c);
+		else if (unread(sp[0]) == 0)
+			break;
 		else
 			conn_input(c);
 		got += drain(sp[1]);
